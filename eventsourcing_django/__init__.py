@@ -1,0 +1,6 @@
+"""Stores the applications of the Python eventsourcing library through Django."""
+
+from eventsourcing_django.factory import Factory
+
+__all__ = ["Factory"]
+__version__ = "0.1.0"

@@ -1,0 +1,44 @@
+"""Creating and dropping one application's tables on one alias."""
+
+from __future__ import annotations
+
+from django.db import connections, transaction
+
+from eventsourcing_django.builder import Kind
+from eventsourcing_django.dialects import Dialect
+from eventsourcing_django.errors import translate_errors
+
+
+def _no_missing_table(_: BaseException) -> bool:
+    return False
+
+
+def create_table(using: str, dialect: Dialect, kind: Kind, table: str) -> bool:
+    """Create ``table`` if it does not exist; return whether it was created.
+
+    Safe when several processes start at once: the existence check is repeated
+    under a lock that serializes creators of the same table.
+    """
+    connection = connections[using]
+    with translate_errors(_no_missing_table, str), connection.cursor() as cursor:
+        if dialect.table_exists(cursor, table):
+            return False
+        with dialect.write_lock(), transaction.atomic(using=using):
+            dialect.serialize_ddl(cursor, table)
+            if dialect.table_exists(cursor, table):
+                return False
+            for statement in dialect.create_table_statements(kind, table):
+                cursor.execute(statement)
+    return True
+
+
+def drop_table(using: str, dialect: Dialect, table: str) -> bool:
+    """Drop ``table`` if it exists; return whether it was dropped."""
+    connection = connections[using]
+    with translate_errors(_no_missing_table, str), connection.cursor() as cursor:
+        if not dialect.table_exists(cursor, table):
+            return False
+        with dialect.write_lock(), transaction.atomic(using=using):
+            for statement in dialect.drop_table_statements(table):
+                cursor.execute(statement)
+    return True

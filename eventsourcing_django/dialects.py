@@ -1,0 +1,375 @@
+"""What differs between database vendors, in one place.
+
+A :class:`Dialect` composes the SQL of one application table on one database alias:
+its DDL, the insert that returns notification IDs, the lock that keeps those IDs
+contiguous, and how a missing table shows itself. Recorders compose their statements
+once, through a dialect, and never ask which vendor they run on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import select
+import threading
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+from uuid import UUID
+
+from eventsourcing.persistence import NotSupportedError
+
+from eventsourcing_django.tables import MAX_IDENTIFIER_BYTES
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.backends.utils import CursorWrapper
+    from eventsourcing.persistence import StoredEvent
+
+    from eventsourcing_django.builder import Kind, OriginatorIDType
+
+
+class Dialect:
+    """SQL for one vendor; subclasses fill in what differs."""
+
+    vendor: ClassVar[str]
+    #: Whether LISTEN/NOTIFY can wake subscriptions (else they poll).
+    can_listen: ClassVar[bool] = False
+    #: Seconds between polls of a subscription that has not been woken.
+    poll_interval: ClassVar[float] = 0.1
+
+    def __init__(
+        self,
+        connection: BaseDatabaseWrapper,
+        *,
+        schema: str | None,
+        originator_id_type: OriginatorIDType = "uuid",
+    ) -> None:
+        self.alias = connection.alias
+        self.quote = connection.ops.quote_name
+        self.schema = schema
+        self.originator_id_type = originator_id_type
+
+    def qualify(self, table: str) -> str:
+        """The quoted, schema-qualified name of ``table``."""
+        if self.schema is None:
+            return self.quote(table)
+        return f"{self.quote(self.schema)}.{self.quote(table)}"
+
+    # DDL ---------------------------------------------------------------------
+
+    def create_table_statements(self, kind: Kind, table: str) -> list[str]:
+        raise NotImplementedError
+
+    def drop_table_statements(self, table: str) -> list[str]:
+        return [f"DROP TABLE IF EXISTS {self.qualify(table)}"]
+
+    def table_exists(self, cursor: CursorWrapper, table: str) -> bool:
+        raise NotImplementedError
+
+    def serialize_ddl(self, cursor: CursorWrapper, table: str) -> None:
+        """Make concurrent creators of ``table`` wait for each other."""
+
+    # DML ---------------------------------------------------------------------
+
+    #: The most rows one insert statement may carry (bound by parameter limits).
+    max_insert_rows: ClassVar[int] = 100_000
+
+    def insert_events_statement(
+        self, table: str, *, count: int, returning: bool
+    ) -> str:
+        """A statement that inserts ``count`` stored events into ``table``."""
+        raise NotImplementedError
+
+    def insert_events_params(self, stored_events: Sequence[StoredEvent]) -> list[Any]:
+        raise NotImplementedError
+
+    def lock_table_statements(self, table: str, lock_timeout: float) -> list[str]:
+        """Statements that serialize inserts into ``table`` inside a transaction."""
+        return []
+
+    def notify_statement(self, channel: str) -> str | None:
+        return None
+
+    def listen_statement(self, channel: str) -> str:
+        raise NotImplementedError
+
+    @staticmethod
+    def wait_for_notify(raw: Any, timeout: float) -> bool:
+        raise NotImplementedError
+
+    def insert_tracking_statement(self, table: str) -> str:
+        # Only ever advance: a lower or equal ID leaves the row alone and returns
+        # nothing, which the recorder reports as an IntegrityError.
+        t = self.qualify(table)
+        return (
+            f"INSERT INTO {t} (application_name, notification_id) VALUES (%s, %s) "
+            "ON CONFLICT (application_name) DO UPDATE "
+            "SET notification_id = EXCLUDED.notification_id "
+            f"WHERE {t}.notification_id < EXCLUDED.notification_id "
+            "RETURNING notification_id"
+        )
+
+    def adapt_originator_id(self, originator_id: UUID | str) -> Any:
+        return originator_id
+
+    def convert_originator_id(self, value: Any) -> UUID | str:
+        return value  # type: ignore[no-any-return]
+
+    @staticmethod
+    def is_missing_table(exc: BaseException) -> bool:
+        raise NotImplementedError
+
+    def write_lock(self) -> contextlib.AbstractContextManager[None]:
+        """A lock held around write transactions in this process."""
+        return contextlib.nullcontext()
+
+    def channel_name(self, table: str) -> str:
+        """A LISTEN/NOTIFY channel for ``table``, distinct per schema."""
+        name = f"{self.schema}.{table}" if self.schema else table
+        if len(name.encode()) <= MAX_IDENTIFIER_BYTES:
+            return name
+        digest = hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:16]
+        return f"{table[: MAX_IDENTIFIER_BYTES - 17]}_{digest}"
+
+
+class PostgresDialect(Dialect):
+    vendor = "postgresql"
+    can_listen = True
+    # NOTIFY wakes subscriptions; polling only covers a notification lost
+    # while the listening connection was being set up or reconnected.
+    poll_interval = 1.0
+
+    _STORAGE = (
+        " WITH (autovacuum_enabled = true,"
+        " autovacuum_vacuum_threshold = 100000000,"
+        " autovacuum_vacuum_scale_factor = 0.5,"
+        " autovacuum_analyze_threshold = 1000,"
+        " autovacuum_analyze_scale_factor = 0.01)"
+    )
+
+    def create_table_statements(self, kind: Kind, table: str) -> list[str]:
+        # The same DDL as eventsourcing.postgres, so the two can share tables.
+        t = self.qualify(table)
+        if kind == "tracking":
+            return [
+                f"CREATE TABLE IF NOT EXISTS {t} (application_name text, "
+                "notification_id bigint, PRIMARY KEY (application_name))"
+                + self._STORAGE,
+                # eventsourcing.postgres marks its single-row tracking tables with
+                # this row; without it, it would migrate (rename) our table.
+                f"INSERT INTO {t} VALUES ('__migration__', 1) "
+                "ON CONFLICT (application_name) DO NOTHING",
+            ]
+        id_type = self.originator_id_type
+        notification_id = "notification_id bigserial, " if kind == "events" else ""
+        statements = [
+            f"CREATE TABLE IF NOT EXISTS {t} (originator_id {id_type} NOT NULL, "
+            "originator_version bigint NOT NULL, topic text, state bytea, "
+            f"{notification_id}PRIMARY KEY (originator_id, originator_version))"
+            + self._STORAGE
+        ]
+        if kind == "events":
+            index = self.quote(f"{table}_notification_id_idx")
+            statements.append(
+                f"CREATE UNIQUE INDEX IF NOT EXISTS {index} "
+                f"ON {t} (notification_id ASC)"
+            )
+        return statements
+
+    def table_exists(self, cursor: CursorWrapper, table: str) -> bool:
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [self.qualify(table)])
+        row = cursor.fetchone()
+        return bool(row and row[0])
+
+    def serialize_ddl(self, cursor: CursorWrapper, table: str) -> None:
+        # Two sessions running CREATE TABLE IF NOT EXISTS at once can both decide
+        # to create it and one fails on a duplicate key in pg_type.
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtext(%s))",
+            [f"eventsourcing_django:{self.qualify(table)}"],
+        )
+
+    def insert_events_statement(
+        self, table: str, *, count: int, returning: bool
+    ) -> str:
+        # One statement for any batch size: four arrays, unnested into rows.
+        id_type = self.originator_id_type
+        statement = (
+            f"INSERT INTO {self.qualify(table)} "
+            "(originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest("
+            f"%s::{id_type}[], %s::bigint[], %s::text[], %s::bytea[])"
+        )
+        if returning:
+            statement += " RETURNING notification_id"
+        return statement
+
+    def insert_events_params(self, stored_events: Sequence[StoredEvent]) -> list[Any]:
+        return [
+            [e.originator_id for e in stored_events],
+            [e.originator_version for e in stored_events],
+            [e.topic for e in stored_events],
+            [e.state for e in stored_events],
+        ]
+
+    def lock_table_statements(self, table: str, lock_timeout: float) -> list[str]:
+        # An EXCLUSIVE lock lets readers in but makes writers of this table take
+        # turns, so the IDs of one transaction are contiguous and commit in order.
+        # It is per table and per schema: other applications never wait for it.
+        return [
+            f"SET LOCAL lock_timeout = '{int(lock_timeout * 1000)}ms'",
+            f"LOCK TABLE {self.qualify(table)} IN EXCLUSIVE MODE",
+        ]
+
+    def notify_statement(self, channel: str) -> str | None:
+        return f"NOTIFY {self.quote(channel)}"
+
+    def listen_statement(self, channel: str) -> str:
+        return f"LISTEN {self.quote(channel)}"
+
+    @staticmethod
+    def wait_for_notify(raw: Any, timeout: float) -> bool:
+        """Wait on the driver connection ``raw``; True if a notification came."""
+        if hasattr(raw, "notifies") and callable(raw.notifies):  # psycopg 3
+            return any(True for _ in raw.notifies(timeout=timeout, stop_after=1))
+        # psycopg2
+        if select.select([raw], [], [], timeout) == ([], [], []):
+            return False
+        raw.poll()
+        arrived = bool(raw.notifies)
+        raw.notifies.clear()
+        return arrived
+
+    def convert_originator_id(self, value: Any) -> UUID | str:
+        return value  # type: ignore[no-any-return]
+
+    @staticmethod
+    def is_missing_table(exc: BaseException) -> bool:
+        cause = exc.__cause__ or exc
+        code = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+        return code == "42P01"
+
+
+_sqlite_write_locks: dict[str, threading.RLock] = {}
+_sqlite_write_locks_guard = threading.Lock()
+
+
+class SQLiteDialect(Dialect):
+    vendor = "sqlite"
+
+    def __init__(
+        self,
+        connection: BaseDatabaseWrapper,
+        *,
+        schema: str | None,
+        originator_id_type: OriginatorIDType = "uuid",
+    ) -> None:
+        if schema is not None:
+            msg = f"SQLite has no schemas: cannot pin tables to schema {schema!r}"
+            raise NotSupportedError(msg)
+        super().__init__(
+            connection, schema=schema, originator_id_type=originator_id_type
+        )
+        name = str(connection.settings_dict["NAME"])
+        with _sqlite_write_locks_guard:
+            self._write_lock = _sqlite_write_locks.setdefault(name, threading.RLock())
+
+    def create_table_statements(self, kind: Kind, table: str) -> list[str]:
+        t = self.qualify(table)
+        if kind == "tracking":
+            return [
+                f"CREATE TABLE IF NOT EXISTS {t} (application_name TEXT NOT NULL "
+                "PRIMARY KEY, notification_id INTEGER NOT NULL)"
+            ]
+        if kind == "events":
+            # SQLite can only number rows through the primary key, so the
+            # notification ID is the key and the aggregate sequence is unique.
+            index = self.quote(f"{table}_aggregate_idx")
+            return [
+                f"CREATE TABLE IF NOT EXISTS {t} (notification_id INTEGER NOT NULL "
+                "PRIMARY KEY AUTOINCREMENT, originator_id TEXT NOT NULL, "
+                "originator_version INTEGER NOT NULL, topic TEXT NOT NULL, "
+                "state BLOB NOT NULL)",
+                f"CREATE UNIQUE INDEX IF NOT EXISTS {index} "
+                f"ON {t} (originator_id, originator_version)",
+            ]
+        return [
+            f"CREATE TABLE IF NOT EXISTS {t} (originator_id TEXT NOT NULL, "
+            "originator_version INTEGER NOT NULL, topic TEXT NOT NULL, "
+            "state BLOB NOT NULL, PRIMARY KEY (originator_id, originator_version)) "
+            "WITHOUT ROWID"
+        ]
+
+    def table_exists(self, cursor: CursorWrapper, table: str) -> bool:
+        cursor.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = %s", [table]
+        )
+        return cursor.fetchone() is not None
+
+    # 4 parameters a row, and SQLite allows 32766 parameters a statement.
+    max_insert_rows = 1000
+
+    def insert_events_statement(
+        self, table: str, *, count: int, returning: bool
+    ) -> str:
+        values = ", ".join(["(%s, %s, %s, %s)"] * count)
+        statement = (
+            f"INSERT INTO {self.qualify(table)} "
+            f"(originator_id, originator_version, topic, state) VALUES {values}"
+        )
+        if returning:
+            statement += " RETURNING notification_id"
+        return statement
+
+    def insert_events_params(self, stored_events: Sequence[StoredEvent]) -> list[Any]:
+        params: list[Any] = []
+        adapt = self.adapt_originator_id
+        for e in stored_events:
+            params += (adapt(e.originator_id), e.originator_version, e.topic, e.state)
+        return params
+
+    def adapt_originator_id(self, originator_id: UUID | str) -> Any:
+        # Django's UUIDField keeps 32 hex digits on SQLite; so does the library.
+        return originator_id.hex if isinstance(originator_id, UUID) else originator_id
+
+    def convert_originator_id(self, value: Any) -> UUID | str:
+        return UUID(value) if self.originator_id_type == "uuid" else value
+
+    @staticmethod
+    def is_missing_table(exc: BaseException) -> bool:
+        return str(exc).startswith("no such table")
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        with self._write_lock:
+            yield
+
+    def write_lock(self) -> contextlib.AbstractContextManager[None]:
+        # SQLite has one writer at a time per file; waiting here instead of in
+        # its busy handler keeps threads of this process from timing out.
+        return self._locked()
+
+
+DIALECTS: dict[str, type[Dialect]] = {
+    PostgresDialect.vendor: PostgresDialect,
+    SQLiteDialect.vendor: SQLiteDialect,
+}
+
+
+def dialect_for(
+    connection: BaseDatabaseWrapper,
+    *,
+    schema: str | None,
+    originator_id_type: OriginatorIDType = "uuid",
+) -> Dialect:
+    """The dialect of ``connection``'s vendor, or a clear error."""
+    try:
+        cls = DIALECTS[connection.vendor]
+    except KeyError:
+        msg = (
+            f"Database alias {connection.alias!r} uses vendor "
+            f"{connection.vendor!r}; eventsourcing_django supports "
+            f"{', '.join(sorted(DIALECTS))}"
+        )
+        raise NotSupportedError(msg) from None
+    return cls(connection, schema=schema, originator_id_type=originator_id_type)

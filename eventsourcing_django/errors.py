@@ -1,0 +1,58 @@
+"""Django's database errors, raised again as the library's."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
+from django.db import utils as django_errors
+from eventsourcing import persistence
+
+# Most specific first: Django's classes form the same tree as DB-API's.
+_MAPPING: tuple[tuple[type[Exception], type[persistence.PersistenceError]], ...] = (
+    (django_errors.IntegrityError, persistence.IntegrityError),
+    (django_errors.DataError, persistence.DataError),
+    (django_errors.OperationalError, persistence.OperationalError),
+    (django_errors.InternalError, persistence.InternalError),
+    (django_errors.ProgrammingError, persistence.ProgrammingError),
+    (django_errors.NotSupportedError, persistence.NotSupportedError),
+    (django_errors.DatabaseError, persistence.DatabaseError),
+    (django_errors.InterfaceError, persistence.InterfaceError),
+    (django_errors.Error, persistence.PersistenceError),
+)
+
+
+class TableMissingError(persistence.ProgrammingError):
+    """An application's table does not exist where the recorder looked for it."""
+
+
+def missing_table_message(
+    application_name: str, tables: Sequence[str], alias: str, schema: str | None
+) -> str:
+    where = f"database {alias!r}" + (f", schema {schema!r}" if schema else "")
+    return (
+        f"{', '.join(repr(t) for t in tables)} of application "
+        f"{application_name!r} not found in {where}. Create the tables with the "
+        f"migration operation CreateApplicationTables({application_name!r}) from "
+        "eventsourcing_django.operations and run 'manage.py migrate', or with "
+        "'manage.py eventsourcing_tables create', or let the factory create "
+        "them at start-up (application env CREATE_TABLE=y, the default)"
+    )
+
+
+@contextmanager
+def translate_errors(
+    is_missing_table: Callable[[BaseException], bool],
+    describe_missing: Callable[[str], str],
+) -> Iterator[None]:
+    """Raise Django's database errors as the library's, with a clear message
+    when one of the recorder's tables is missing."""
+    try:
+        yield
+    except django_errors.Error as e:
+        if is_missing_table(e):
+            raise TableMissingError(describe_missing(str(e))) from e
+        for django_class, library_class in _MAPPING:
+            if isinstance(e, django_class):
+                raise library_class(str(e)) from e
+        raise  # pragma: no cover (every Django database error is an Error)

@@ -1,0 +1,397 @@
+"""Recorders that keep an application's events in its own tables, through Django.
+
+Every statement runs on the recorder's database alias (:attr:`DjangoRecorder.using`)
+through Django's connection for the current thread, inside Django's transactions, so
+events can be saved in the same ``transaction.atomic()`` block as ordinary models.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from django.db import connections, transaction
+from eventsourcing.persistence import (
+    AggregateRecorder,
+    ApplicationRecorder,
+    IntegrityError,
+    Notification,
+    ProcessRecorder,
+    StoredEvent,
+    Subscription,
+    Tracking,
+    TrackingRecorder,
+)
+
+from eventsourcing_django.builder import Kind, OriginatorIDType, build_model
+from eventsourcing_django.dialects import Dialect, dialect_for
+from eventsourcing_django.errors import missing_table_message, translate_errors
+from eventsourcing_django.tables import ApplicationTables, check_schema_name
+from eventsourcing_django.threads import close_at_thread_exit
+
+if TYPE_CHECKING:
+    from django.db import models
+    from django.db.backends.base.base import BaseDatabaseWrapper
+    from django.db.backends.utils import CursorWrapper
+
+
+class DjangoRecorder:
+    """What all our recorders share: one application, one alias, its tables."""
+
+    def __init__(
+        self,
+        application_name: str,
+        *,
+        using: str = "default",
+        schema: str | None = None,
+        lock_timeout: float = 0.0,
+        originator_id_type: OriginatorIDType = "uuid",
+    ) -> None:
+        self.application_name = application_name
+        self.tables = ApplicationTables.for_application(application_name)
+        if using not in connections:
+            msg = (
+                f"Database alias {using!r} of application {application_name!r} "
+                "is not in settings.DATABASES"
+            )
+            raise ValueError(msg)
+        self.using = using
+        self.schema = None if schema is None else check_schema_name(schema)
+        if lock_timeout < 0:
+            msg = f"Lock timeout must not be negative, got {lock_timeout}"
+            raise ValueError(msg)
+        self.lock_timeout = lock_timeout
+        self.originator_id_type = originator_id_type
+        self.dialect: Dialect = dialect_for(
+            connections[using], schema=self.schema, originator_id_type=originator_id_type
+        )
+
+    @property
+    def connection(self) -> BaseDatabaseWrapper:
+        """This thread's Django connection to the recorder's alias."""
+        return connections[self.using]
+
+    def _own_tables(self) -> list[tuple[Kind, str]]:
+        """The tables this recorder reads and writes, with their kinds."""
+        raise NotImplementedError
+
+    def create_table(self) -> None:
+        """Create this recorder's tables if they do not exist (idempotent)."""
+        from eventsourcing_django.ddl import create_table
+
+        for kind, table in self._own_tables():
+            create_table(self.using, self.dialect, kind, table)
+
+    def _describe_missing(self, message: str) -> str:
+        tables = [t for _, t in self._own_tables()]
+        named = [t for t in tables if t in message] or tables
+        return missing_table_message(
+            self.application_name, named, self.using, self.schema
+        )
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """Translate errors; let a worker thread's connection close with it."""
+        try:
+            with translate_errors(self.dialect.is_missing_table, self._describe_missing):
+                yield
+        finally:
+            close_at_thread_exit(self.using)
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[CursorWrapper]:
+        """A cursor in a transaction on the recorder's alias, for writing."""
+        with self._errors(), self.dialect.write_lock():
+            with transaction.atomic(using=self.using), self.connection.cursor() as c:
+                yield c
+
+    @contextlib.contextmanager
+    def _read(self) -> Iterator[CursorWrapper]:
+        with self._errors(), self.connection.cursor() as cursor:
+            yield cursor
+
+
+class DjangoAggregateRecorder(DjangoRecorder, AggregateRecorder):
+    """Stores the events of aggregates in ``<name>_<purpose>``."""
+
+    def __init__(
+        self, application_name: str, *, purpose: str = "events", **kwargs: Any
+    ) -> None:
+        super().__init__(application_name, **kwargs)
+        self.table = self.tables.for_purpose(purpose)
+        # An "events" table may be shared with an application recorder, so it
+        # always has notification IDs; other purposes (snapshots) do not.
+        self.kind: Kind = "events" if purpose == "events" else "snapshots"
+        self._insert_statements: dict[tuple[int, bool], str] = {}
+        self._select_statements: dict[tuple[bool, bool, bool, bool], str] = {}
+        qualified = self.dialect.qualify(self.table)
+        self._select_events_base = (
+            "SELECT originator_id, originator_version, topic, state "
+            f"FROM {qualified} WHERE originator_id = %s"
+        )
+
+    def _own_tables(self) -> list[tuple[Kind, str]]:
+        return [(self.kind, self.table)]
+
+    @cached_property
+    def model(self) -> type[models.Model]:
+        """The Django model of this recorder's table (for queries and admin)."""
+        return build_model(
+            self.kind,
+            self.table,
+            schema=self.schema,
+            originator_id_type=self.originator_id_type,
+        )
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        with self._write() as cursor:
+            self._insert_events(cursor, stored_events, **kwargs)
+        return None
+
+    def _insert_events(
+        self, cursor: CursorWrapper, stored_events: Sequence[StoredEvent], **_: Any
+    ) -> list[int] | None:
+        return self._insert_rows(cursor, stored_events, returning=False)
+
+    def _insert_rows(
+        self, cursor: CursorWrapper, stored_events: Sequence[StoredEvent], *, returning: bool
+    ) -> list[int] | None:
+        ids: list[int] = []
+        step = self.dialect.max_insert_rows
+        for start in range(0, len(stored_events), step):
+            chunk = stored_events[start : start + step]
+            cursor.execute(
+                self._insert_statement(len(chunk), returning=returning),
+                self.dialect.insert_events_params(chunk),
+            )
+            if returning:
+                # IDs are issued in insert order; the order rows come back in
+                # is not promised by every database.
+                ids += sorted(row[0] for row in cursor.fetchall())
+        return ids if returning else None
+
+    def _insert_statement(self, count: int, *, returning: bool) -> str:
+        key = (count if self.dialect.vendor == "sqlite" else 0, returning)
+        try:
+            return self._insert_statements[key]
+        except KeyError:
+            statement = self.dialect.insert_events_statement(
+                self.table, count=count, returning=returning
+            )
+            self._insert_statements[key] = statement
+            return statement
+
+    def select_events(
+        self,
+        originator_id: Any,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        key = (gt is not None, lte is not None, desc, limit is not None)
+        statement = self._select_statements.get(key)
+        if statement is None:
+            statement = self._select_events_base
+            if gt is not None:
+                statement += " AND originator_version > %s"
+            if lte is not None:
+                statement += " AND originator_version <= %s"
+            statement += " ORDER BY originator_version " + ("DESC" if desc else "ASC")
+            if limit is not None:
+                statement += " LIMIT %s"
+            self._select_statements[key] = statement
+        params: list[Any] = [self.dialect.adapt_originator_id(originator_id)]
+        params += [p for p in (gt, lte, limit) if p is not None]
+        with self._read() as cursor:
+            cursor.execute(statement, params)
+            rows = cursor.fetchall()
+        convert = self.dialect.convert_originator_id
+        return [
+            StoredEvent(
+                originator_id=convert(row[0]),
+                originator_version=row[1],
+                topic=row[2],
+                state=bytes(row[3]),
+            )
+            for row in rows
+        ]
+
+
+class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
+    """Stores events in ``<name>_events``, numbered in one notification log."""
+
+    def __init__(self, application_name: str, **kwargs: Any) -> None:
+        kwargs.pop("purpose", None)
+        super().__init__(application_name, purpose="events", **kwargs)
+        qualified = self.dialect.qualify(self.table)
+        self.channel = self.dialect.channel_name(self.table)
+        self._before_insert = self.dialect.lock_table_statements(
+            self.table, self.lock_timeout
+        )
+        notify = self.dialect.notify_statement(self.channel)
+        if notify:
+            self._before_insert.append(notify)
+        self._max_notification_id_statement = (
+            f"SELECT MAX(notification_id) FROM {qualified}"
+        )
+        self._select_notifications_base = (
+            "SELECT notification_id, originator_id, originator_version, topic, state "
+            f"FROM {qualified}"
+        )
+        self._subscriptions: set[Any] = set()
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        with self._write() as cursor:
+            ids = self._insert_events(cursor, stored_events, **kwargs)
+            if self._subscriptions:
+                transaction.on_commit(self._wake_subscriptions, using=self.using)
+        return ids
+
+    def _insert_events(
+        self, cursor: CursorWrapper, stored_events: Sequence[StoredEvent], **_: Any
+    ) -> list[int] | None:
+        if not stored_events:
+            return []
+        for statement in self._before_insert:
+            cursor.execute(statement)
+        return self._insert_rows(cursor, stored_events, returning=True)
+
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        conditions: list[str] = []
+        params: list[Any] = []
+        if start is not None:
+            conditions.append(
+                "notification_id >= %s" if inclusive_of_start else "notification_id > %s"
+            )
+            params.append(start)
+        if stop is not None:
+            conditions.append("notification_id <= %s")
+            params.append(stop)
+        if topics:
+            conditions.append(f"topic IN ({', '.join(['%s'] * len(topics))})")
+            params += topics
+        statement = self._select_notifications_base
+        if conditions:
+            statement += " WHERE " + " AND ".join(conditions)
+        statement += " ORDER BY notification_id LIMIT %s"
+        params.append(limit)
+        with self._read() as cursor:
+            cursor.execute(statement, params)
+            rows = cursor.fetchall()
+        convert = self.dialect.convert_originator_id
+        return [
+            Notification(
+                id=row[0],
+                originator_id=convert(row[1]),
+                originator_version=row[2],
+                topic=row[3],
+                state=bytes(row[4]),
+            )
+            for row in rows
+        ]
+
+    def max_notification_id(self) -> int | None:
+        with self._read() as cursor:
+            cursor.execute(self._max_notification_id_statement)
+            row = cursor.fetchone()
+        return None if row is None else row[0]
+
+    def subscribe(
+        self, gt: int | None = None, topics: Sequence[str] = ()
+    ) -> Subscription[ApplicationRecorder]:
+        from eventsourcing_django.subscriptions import DjangoSubscription
+
+        return DjangoSubscription(recorder=self, gt=gt, topics=topics)
+
+    def _wake_subscriptions(self) -> None:
+        for subscription in list(self._subscriptions):
+            subscription.wake()
+
+
+class DjangoTrackingRecorder(DjangoRecorder, TrackingRecorder):
+    """Records how far ``<name>_tracking`` has read each upstream log.
+
+    Subclass it to write a projection's view: do the view's writes and
+    :meth:`_insert_tracking` inside :meth:`tracking_transaction` and both commit
+    together or not at all.
+    """
+
+    def __init__(self, application_name: str, **kwargs: Any) -> None:
+        super().__init__(application_name, **kwargs)
+        self.tracking_table = self.tables.tracking
+        qualified = self.dialect.qualify(self.tracking_table)
+        self._insert_tracking_statement = self.dialect.insert_tracking_statement(
+            self.tracking_table
+        )
+        self._max_tracking_id_statement = (
+            f"SELECT notification_id FROM {qualified} WHERE application_name = %s"
+        )
+
+    def _own_tables(self) -> list[tuple[Kind, str]]:
+        return [("tracking", self.tracking_table)]
+
+    @cached_property
+    def tracking_model(self) -> type[models.Model]:
+        """The Django model of the tracking table."""
+        return build_model("tracking", self.tracking_table, schema=self.schema)
+
+    @contextlib.contextmanager
+    def tracking_transaction(self) -> Iterator[CursorWrapper]:
+        """A transaction on the recorder's alias, with a cursor to write in."""
+        with self._write() as cursor:
+            yield cursor
+
+    def insert_tracking(self, tracking: Tracking) -> None:
+        with self._write() as cursor:
+            self._insert_tracking(cursor, tracking)
+
+    def _insert_tracking(self, cursor: CursorWrapper, tracking: Tracking) -> None:
+        cursor.execute(
+            self._insert_tracking_statement,
+            [tracking.application_name, tracking.notification_id],
+        )
+        if cursor.fetchone() is None:
+            msg = (
+                f"Tracking of {tracking.application_name!r} is already at or past "
+                f"notification {tracking.notification_id}"
+            )
+            raise IntegrityError(msg)
+
+    def max_tracking_id(self, application_name: str) -> int | None:
+        with self._read() as cursor:
+            cursor.execute(self._max_tracking_id_statement, [application_name])
+            row = cursor.fetchone()
+        return None if row is None else row[0]
+
+
+class DjangoProcessRecorder(
+    DjangoTrackingRecorder, DjangoApplicationRecorder, ProcessRecorder
+):
+    """Records tracking and new events in one transaction."""
+
+    def _own_tables(self) -> list[tuple[Kind, str]]:
+        return [("events", self.table), ("tracking", self.tracking_table)]
+
+    def _insert_events(
+        self, cursor: CursorWrapper, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> list[int] | None:
+        tracking: Tracking | None = kwargs.get("tracking")
+        if tracking is not None:
+            self._insert_tracking(cursor, tracking)
+        return super()._insert_events(cursor, stored_events, **kwargs)

@@ -1,0 +1,109 @@
+"""Table names for one application, and the rules that keep them safe."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from eventsourcing.persistence import PersistenceError
+
+# PostgreSQL keeps at most 63 bytes of an identifier and silently truncates the
+# rest, so two long application names could end up sharing one table.
+MAX_IDENTIFIER_BYTES = 63
+
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_]+")
+
+SUFFIXES = ("events", "snapshots", "tracking")
+
+
+class InvalidApplicationNameError(PersistenceError, ValueError):
+    """An application name that cannot give safe table names."""
+
+
+class InvalidSchemaNameError(PersistenceError, ValueError):
+    """A schema name that is not a safe identifier."""
+
+
+def check_identifier(name: str, *, what: str) -> None:
+    """Refuse an identifier that is empty, not [A-Za-z0-9_] or over 63 bytes."""
+    if not name or not _SAFE_NAME.fullmatch(name):
+        msg = (
+            f"{what} {name!r} is not a safe SQL identifier: "
+            "only letters A-Z and a-z, digits 0-9 and underscores are allowed"
+        )
+        raise ValueError(msg)
+    if len(name.encode()) > MAX_IDENTIFIER_BYTES:
+        msg = (
+            f"{what} {name!r} is {len(name.encode())} bytes long: "
+            f"PostgreSQL identifiers are limited to {MAX_IDENTIFIER_BYTES} bytes"
+        )
+        raise ValueError(msg)
+
+
+def check_schema_name(schema: str) -> str:
+    """Return ``schema`` if it is a safe identifier, else raise."""
+    try:
+        check_identifier(schema, what="Schema name")
+    except ValueError as e:
+        raise InvalidSchemaNameError(str(e)) from None
+    return schema
+
+
+@dataclass(frozen=True)
+class ApplicationTables:
+    """The names of the tables of one application: ``<name>_events`` etc."""
+
+    application_name: str
+    prefix: str
+
+    @classmethod
+    def for_application(cls, application_name: str) -> ApplicationTables:
+        """Check ``application_name`` and return its table names.
+
+        Raises :class:`InvalidApplicationNameError` naming the application and the
+        rule it breaks, before any SQL is composed.
+        """
+        if not application_name:
+            msg = "An application name is needed to name its tables, got ''"
+            raise InvalidApplicationNameError(msg)
+        if not _SAFE_NAME.fullmatch(application_name):
+            msg = (
+                f"Application name {application_name!r} cannot make safe table "
+                "names: only letters A-Z and a-z, digits 0-9 and underscores "
+                "are allowed"
+            )
+            raise InvalidApplicationNameError(msg)
+        prefix = application_name.lower()
+        longest = max((f"{prefix}_{s}" for s in SUFFIXES), key=len)
+        if len(longest.encode()) > MAX_IDENTIFIER_BYTES:
+            msg = (
+                f"Application name {application_name!r} is too long: its table "
+                f"name {longest!r} would be {len(longest)} bytes, and PostgreSQL "
+                f"identifiers are limited to {MAX_IDENTIFIER_BYTES} bytes "
+                f"(so the name may have at most "
+                f"{MAX_IDENTIFIER_BYTES - len('_snapshots')} characters)"
+            )
+            raise InvalidApplicationNameError(msg)
+        return cls(application_name=application_name, prefix=prefix)
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}_events"
+
+    @property
+    def snapshots(self) -> str:
+        return f"{self.prefix}_snapshots"
+
+    @property
+    def tracking(self) -> str:
+        return f"{self.prefix}_tracking"
+
+    def for_purpose(self, purpose: str) -> str:
+        """The table for an aggregate recorder's purpose ("events", "snapshots")."""
+        table = f"{self.prefix}_{purpose}"
+        try:
+            check_identifier(table, what="Table name")
+        except ValueError as e:
+            msg = f"Purpose {purpose!r} of application {self.application_name!r}: {e}"
+            raise InvalidApplicationNameError(msg) from None
+        return table
