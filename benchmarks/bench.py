@@ -1,0 +1,796 @@
+"""Benchmark eventsourcing_django against the eventsourcing library's own recorders.
+
+One run measures this package's recorders, which go through Django's database
+connections, and the library's native recorders (``eventsourcing.postgres`` on
+psycopg 3, ``eventsourcing.sqlite``) on the same machine. The two sides alternate
+round by round (which one goes first swaps every round), and each side starts
+every round on fresh storage: a newly created PostgreSQL database, or a new
+directory of SQLite files in WAL mode (one file per measurement). Both sides are
+built as users build them, through ``PERSISTENCE_MODULE`` (``eventsourcing_django``
+with ``DJANGO_DB_ALIAS``, or ``eventsourcing.postgres`` / ``eventsourcing.sqlite``),
+and both use psycopg 3 on PostgreSQL. Measured, for each round and side:
+
+* ``insert_events`` throughput (events/s), batches of 1, 10 and 100 events of a
+  200-byte state, one writer;
+* ``select_events`` latency for one aggregate of 100 events (median call, µs);
+* ``select_notifications`` throughput: 10,000 notifications in pages of 500;
+* one application writing alone in one process, and four applications (four
+  tables) writing at once in four processes: total events/s and the scaling;
+* an ``Application`` round trip: ``repository.get``, one new event, ``save``.
+
+The table shows, per measurement, the median over rounds with the range
+(min-max) for each side, the ratio ours/native of the medians, and the project's
+target, if it has one. It is a benchmark, not a test: nothing fails on timings.
+
+Run it from the repository root (it measures the ``eventsourcing_django`` found
+next to this directory, and prints the path it imported)::
+
+    python benchmarks/bench.py --database postgres --rounds 5
+    python benchmarks/bench.py --database sqlite --rounds 5
+    python benchmarks/bench.py --database all --rounds 5
+
+PostgreSQL is reached at ``--pg-host``/``--pg-port`` as ``--pg-user`` (defaults
+127.0.0.1, 5432, postgres; a password, if needed, comes from ``PGPASSWORD``). That
+user must be allowed to create databases: each round creates one per side,
+named ``esdj_bench_<pid>_<round>_<side>``, and drops it when the round ends, or
+when the run fails or is interrupted. ``--scale`` multiplies the number of events
+of every measurement (e.g. 0.2 for a quick look).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import importlib.metadata
+import multiprocessing
+import os
+import platform
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any, Literal, cast
+from uuid import UUID, uuid4
+
+import psycopg
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate, event
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    InfrastructureFactory,
+    StoredEvent,
+)
+from eventsourcing.utils import Environment
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+Side = Literal["ours", "native"]
+Vendor = Literal["postgres", "sqlite"]
+SIDES: tuple[Side, Side] = ("ours", "native")
+VENDORS: tuple[Vendor, Vendor] = ("postgres", "sqlite")
+VENDOR_TITLES = {"postgres": "PostgreSQL", "sqlite": "SQLite"}
+
+TOPIC = "benchmarks.bench:SomethingHappened"
+STATE = bytes(i % 256 for i in range(7, 207))  # 200 bytes
+
+
+# Configuration ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PgServer:
+    host: str
+    port: int
+    user: str
+    password: str
+
+    def connect(self, dbname: str = "postgres") -> psycopg.Connection[Any]:
+        return psycopg.connect(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname=dbname,
+            autocommit=True,
+        )
+
+    def django_settings(self, dbname: str) -> dict[str, Any]:
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": dbname,
+            "HOST": self.host,
+            "PORT": str(self.port),
+            "USER": self.user,
+            "PASSWORD": self.password,
+        }
+
+    def native_env(self, dbname: str) -> dict[str, str]:
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": dbname,
+            "POSTGRES_HOST": self.host,
+            "POSTGRES_PORT": str(self.port),
+            "POSTGRES_USER": self.user,
+            "POSTGRES_PASSWORD": self.password,
+            # One connection, like Django's one connection per thread; the
+            # library's default keeps five open, which a single writer never uses.
+            "POSTGRES_POOL_SIZE": "1",
+        }
+
+
+def sqlite_django_settings(path: str) -> dict[str, Any]:
+    return {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": path,
+        "OPTIONS": {
+            "init_command": "PRAGMA journal_mode=WAL;",
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 20,
+        },
+    }
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much work each measurement does (``--scale`` multiplies the events)."""
+
+    #: batch size -> events inserted per measurement
+    inserts: tuple[tuple[int, int], ...]
+    select_events_calls: int
+    notifications: int
+    notifications_page: int
+    notifications_passes: int
+    app_aggregates: int
+    app_commands: int
+    writer_events: int
+    writer_batch: int
+    writers: int
+
+    @classmethod
+    def scaled(cls, scale: float) -> Sizes:
+        def n(count: int, floor: int = 10) -> int:
+            return max(floor, round(count * scale))
+
+        return cls(
+            inserts=((1, n(2_000)), (10, n(5_000, 100)), (100, n(10_000, 1_000))),
+            select_events_calls=n(500),
+            notifications=n(10_000, 1_000),
+            notifications_page=500,
+            notifications_passes=3,
+            app_aggregates=100,
+            app_commands=n(1_000, 100),
+            writer_events=n(3_000, 100),
+            writer_batch=10,
+            writers=4,
+        )
+
+
+ROWS: tuple[tuple[str, str, str], ...] = (
+    # key, label, unit
+    ("insert_1", "insert_events, batch 1", "events/s"),
+    ("insert_10", "insert_events, batch 10", "events/s"),
+    ("insert_100", "insert_events, batch 100", "events/s"),
+    ("select_events", "select_events, 100 events", "µs/call"),
+    ("select_notifications", "select_notifications, pages of 500", "notif/s"),
+    ("app_round_trip", "Application get + event + save", "cmds/s"),
+    ("writers_1", "1 application, 1 process", "events/s"),
+    ("writers_n", "4 applications, 4 processes", "events/s"),
+    ("scaling", "scaling, 4 processes / 1", "x"),
+)
+LOWER_IS_BETTER = {"select_events"}
+
+
+@dataclass(frozen=True)
+class Target:
+    """A target of the project: on the ratio ours/native, or on ours alone."""
+
+    bound: float
+    on_ratio: bool = True
+    #: Whether the bound is a maximum (latencies) rather than a minimum.
+    upper: bool = False
+
+    def describe(self) -> str:
+        sign = "<=" if self.upper else ">="
+        return f"{'ratio' if self.on_ratio else 'ours'} {sign} {self.bound:g}"
+
+    def met(self, value: float) -> bool:
+        return value <= self.bound if self.upper else value >= self.bound
+
+
+TARGETS: dict[Vendor, dict[str, Target]] = {
+    "postgres": {
+        "insert_1": Target(0.9),
+        "insert_10": Target(1.0),
+        "insert_100": Target(1.0),
+        "select_events": Target(1.1, upper=True),
+        "select_notifications": Target(0.9),
+        "app_round_trip": Target(0.9),
+        "scaling": Target(1.6, on_ratio=False),
+    },
+    "sqlite": {
+        "insert_100": Target(0.8),
+        "select_events": Target(1.2, upper=True),
+    },
+}
+
+
+# Django ---------------------------------------------------------------------------
+
+
+def configure_django(databases: dict[str, dict[str, Any]]) -> None:
+    """Configure Django in this process, with ``databases`` besides a dummy default."""
+    import django
+    from django.conf import settings
+
+    settings.configure(
+        DEBUG=False,
+        USE_TZ=True,
+        SECRET_KEY="eventsourcing-django-benchmark",
+        DATABASES={"default": {}, **databases},
+        INSTALLED_APPS=["eventsourcing_django"],
+        DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
+    )
+    django.setup()
+
+
+def point_alias(alias: str, name: str) -> None:
+    """Close the connection of ``alias`` and point it at database ``name``."""
+    from django.db import connections
+
+    connection = connections[alias]
+    connection.close()
+    connection.settings_dict["NAME"] = name
+
+
+def close_alias(alias: str) -> None:
+    from django.db import connections
+
+    connections[alias].close()
+
+
+# Storage: fresh for every round and side --------------------------------------------
+
+
+class Storage:
+    """Fresh storage of one side for one round, and the environments that use it."""
+
+    vendor: Vendor
+
+    def __init__(self, side: Side) -> None:
+        self.side = side
+
+    def env(self, file: str) -> dict[str, str]:
+        """The factory environment for an application stored in ``file``.
+
+        ``file`` only matters to SQLite, where it names the database file; on
+        PostgreSQL every application of the round shares the round's database.
+        """
+        raise NotImplementedError
+
+    def django_databases(self, file: str) -> dict[str, dict[str, Any]]:
+        """Django's DATABASES for a process that stores ours in ``file``."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class PostgresStorage(Storage):
+    vendor = "postgres"
+    alias = "postgres"
+
+    def __init__(self, side: Side, server: PgServer, dbname: str) -> None:
+        super().__init__(side)
+        self.server = server
+        self.dbname = dbname
+        with server.connect() as admin:
+            admin.execute(f'CREATE DATABASE "{dbname}"')
+        if side == "ours":
+            point_alias(self.alias, dbname)
+
+    def env(self, file: str) -> dict[str, str]:
+        if self.side == "native":
+            return self.server.native_env(self.dbname)
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing_django",
+            "DJANGO_DB_ALIAS": "postgres",
+        }
+
+    def django_databases(self, file: str) -> dict[str, dict[str, Any]]:
+        return {self.alias: self.server.django_settings(self.dbname)}
+
+    def close(self) -> None:
+        if self.side == "ours":
+            close_alias(self.alias)
+        drop_database(self.server, self.dbname)
+
+
+def drop_database(server: PgServer, dbname: str) -> None:
+    with server.connect() as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+
+
+class SQLiteStorage(Storage):
+    vendor = "sqlite"
+    alias = "sqlite"
+
+    def __init__(self, side: Side, directory: Path) -> None:
+        super().__init__(side)
+        self.directory = directory
+        directory.mkdir()
+
+    def path(self, file: str) -> str:
+        return str(self.directory / f"{file}.sqlite3")
+
+    def env(self, file: str) -> dict[str, str]:
+        if self.side == "native":
+            return {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": self.path(file),
+            }
+        point_alias(self.alias, self.path(file))
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing_django",
+            "DJANGO_DB_ALIAS": "sqlite",
+        }
+
+    def django_databases(self, file: str) -> dict[str, dict[str, Any]]:
+        return {self.alias: sqlite_django_settings(self.path(file))}
+
+    def close(self) -> None:
+        if self.side == "ours":
+            close_alias(self.alias)
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+# Workloads --------------------------------------------------------------------------
+
+
+def stored_events(
+    originator_id: UUID, count: int, first_version: int = 1
+) -> list[StoredEvent]:
+    return [
+        StoredEvent(
+            originator_id=originator_id,
+            originator_version=version,
+            topic=TOPIC,
+            state=STATE,
+        )
+        for version in range(first_version, first_version + count)
+    ]
+
+
+def batches_of(batch: int, total: int) -> list[list[StoredEvent]]:
+    """``total`` events in batches of ``batch``, each batch a new aggregate."""
+    return [stored_events(uuid4(), batch) for _ in range(max(1, total // batch))]
+
+
+@contextlib.contextmanager
+def application_recorder(
+    name: str, env: dict[str, str]
+) -> Iterator[ApplicationRecorder]:
+    factory = InfrastructureFactory.construct(Environment(name, env))
+    try:
+        yield factory.application_recorder()
+    finally:
+        factory.close()
+
+
+def timed_inserts(
+    recorder: ApplicationRecorder, batches: Sequence[list[StoredEvent]]
+) -> float:
+    """Insert ``batches`` one transaction each; return the seconds taken."""
+    insert = recorder.insert_events
+    gc.collect()
+    started = time.perf_counter()
+    for batch in batches:
+        insert(batch)
+    return time.perf_counter() - started
+
+
+def measure_inserts(storage: Storage, batch: int, total: int) -> float:
+    """Events per second, inserting ``total`` events in batches of ``batch``."""
+    name = f"Insert{batch}"
+    with application_recorder(name, storage.env(name)) as recorder:
+        timed_inserts(recorder, batches_of(batch, 10 * batch))  # warm up
+        batches = batches_of(batch, total)
+        seconds = timed_inserts(recorder, batches)
+    return sum(map(len, batches)) / seconds
+
+
+def measure_select_events(storage: Storage, calls: int) -> float:
+    """Median microseconds of ``select_events`` for an aggregate of 100 events."""
+    name = "SelectEvents"
+    with application_recorder(name, storage.env(name)) as recorder:
+        originator_id = uuid4()
+        recorder.insert_events(stored_events(originator_id, 100))
+        for _ in range(20):  # warm up
+            recorder.select_events(originator_id)
+        select = recorder.select_events
+        timings: list[float] = []
+        gc.collect()
+        for _ in range(calls):
+            started = time.perf_counter()
+            select(originator_id)
+            timings.append(time.perf_counter() - started)
+    return statistics.median(timings) * 1e6
+
+
+def measure_select_notifications(
+    storage: Storage, total: int, page: int, passes: int
+) -> float:
+    """Notifications/s reading ``total`` in pages of ``page`` (median pass)."""
+    name = "SelectNotifications"
+    with application_recorder(name, storage.env(name)) as recorder:
+        for batch in batches_of(100, total):
+            recorder.insert_events(batch)
+        rates: list[float] = []
+        for _ in range(passes + 1):  # the first pass warms up
+            gc.collect()
+            started = time.perf_counter()
+            start, read = 1, 0
+            while True:
+                notifications = recorder.select_notifications(start, page)
+                if not notifications:
+                    break
+                read += len(notifications)
+                start = notifications[-1].id + 1
+            rates.append(read / (time.perf_counter() - started))
+    return statistics.median(rates[1:])
+
+
+class Counter(Aggregate):
+    """A small aggregate for the application round trip."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    @event("Incremented")
+    def increment(self) -> None:
+        self.count += 1
+
+
+class BenchApp(Application[UUID]):
+    pass
+
+
+def measure_app_round_trip(storage: Storage, aggregates: int, commands: int) -> float:
+    """Commands per second: ``repository.get``, one event, ``save``."""
+    app = BenchApp(env=storage.env("BenchApp"))
+    try:
+        ids = []
+        for _ in range(aggregates):
+            counter = Counter()
+            app.save(counter)
+            ids.append(counter.id)
+        for aggregate_id in ids:  # warm up
+            app.repository.get(aggregate_id)
+        gc.collect()
+        started = time.perf_counter()
+        for i in range(commands):
+            counter = app.repository.get(ids[i % aggregates])
+            counter.increment()
+            app.save(counter)
+        seconds = time.perf_counter() - started
+    finally:
+        app.close()
+    return commands / seconds
+
+
+# Writers in processes ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WriterSpec:
+    app_name: str
+    env: dict[str, str]
+    #: Django's DATABASES for ours, None for native
+    django_databases: dict[str, dict[str, Any]] | None
+    events: int
+    batch: int
+
+
+def writer_process(spec: WriterSpec, barrier: Any, results: Any) -> None:
+    """Insert ``spec.events`` once all writers are ready; report the time span."""
+    try:
+        if spec.django_databases is not None:
+            configure_django(spec.django_databases)
+        with application_recorder(spec.app_name, spec.env) as recorder:
+            timed_inserts(recorder, batches_of(spec.batch, 10 * spec.batch))  # warm up
+            batches = batches_of(spec.batch, spec.events)
+            barrier.wait(timeout=120)
+            started = time.perf_counter()  # CLOCK_MONOTONIC: one clock for all
+            for batch in batches:
+                recorder.insert_events(batch)
+            results.put((started, time.perf_counter(), sum(map(len, batches))))
+    except BaseException:
+        barrier.abort()
+        results.put(traceback.format_exc())
+    finally:
+        if spec.django_databases is not None:
+            from django.db import connections
+
+            connections.close_all()
+
+
+def measure_writers(storage: Storage, count: int, events: int, batch: int) -> float:
+    """Total events per second of ``count`` applications, each in its own process.
+
+    Ours gives each application its own tables. On SQLite all write one file, as
+    applications sharing one Django database do (the native recorders share its
+    one table: their SQLite recorder does not name tables after applications).
+    The tables are created here first: the native PostgreSQL recorders fail with
+    "tuple concurrently updated" when processes create them at once.
+    """
+    file = f"Writers{count}"
+    names = [f"Writer{count}x{i}" for i in range(count)]
+    for name in names:
+        with application_recorder(name, storage.env(file)):
+            pass
+    env = {**storage.env(file), "CREATE_TABLE": "no"}
+    ours = storage.side == "ours"
+    specs = [
+        WriterSpec(
+            app_name=name,
+            env=env,
+            django_databases=storage.django_databases(file) if ours else None,
+            events=events,
+            batch=batch,
+        )
+        for name in names
+    ]
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(count)
+    results = ctx.Queue()
+    processes = [
+        ctx.Process(target=writer_process, args=(s, barrier, results)) for s in specs
+    ]
+    for process in processes:
+        process.start()
+    try:
+        reports = [results.get(timeout=300) for _ in processes]
+        for process in processes:
+            process.join(timeout=60)
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+                process.join()
+        results.close()
+    failures = [r for r in reports if isinstance(r, str)]
+    if failures:
+        raise RuntimeError("a writer process failed:\n" + failures[0])
+    spans = cast("list[tuple[float, float, int]]", reports)
+    started = min(s for s, _, _ in spans)
+    ended = max(e for _, e, _ in spans)
+    return sum(n for _, _, n in spans) / (ended - started)
+
+
+# One round of one side ----------------------------------------------------------------
+
+
+def run_side(storage: Storage, sizes: Sizes) -> dict[str, float]:
+    results: dict[str, float] = {}
+    for batch, total in sizes.inserts:
+        results[f"insert_{batch}"] = measure_inserts(storage, batch, total)
+    results["select_events"] = measure_select_events(storage, sizes.select_events_calls)
+    results["select_notifications"] = measure_select_notifications(
+        storage,
+        sizes.notifications,
+        sizes.notifications_page,
+        sizes.notifications_passes,
+    )
+    results["app_round_trip"] = measure_app_round_trip(
+        storage, sizes.app_aggregates, sizes.app_commands
+    )
+    results["writers_1"] = measure_writers(
+        storage, 1, sizes.writer_events, sizes.writer_batch
+    )
+    results["writers_n"] = measure_writers(
+        storage, sizes.writers, sizes.writer_events, sizes.writer_batch
+    )
+    results["scaling"] = results["writers_n"] / results["writers_1"]
+    return results
+
+
+class Run:
+    """Creates and always removes the storage of the rounds."""
+
+    def __init__(self, server: PgServer, stack: contextlib.ExitStack) -> None:
+        self.server = server
+        self.stack = stack
+        self.tempdir = Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="esdj-bench-"))
+        )
+
+    @contextlib.contextmanager
+    def storage(self, vendor: Vendor, side: Side, round_no: int) -> Iterator[Storage]:
+        name = f"esdj_bench_{os.getpid()}_{round_no}_{side}"
+        storage: Storage
+        if vendor == "postgres":
+            # Registered before it exists, so a failed CREATE is dropped too.
+            self.stack.callback(drop_database, self.server, name)
+            storage = PostgresStorage(side, self.server, name)
+        else:
+            storage = SQLiteStorage(side, self.tempdir / name)
+        try:
+            yield storage
+        finally:
+            storage.close()
+
+
+def run_vendor(
+    run: Run, vendor: Vendor, rounds: int, sizes: Sizes
+) -> dict[Side, list[dict[str, float]]]:
+    results: dict[Side, list[dict[str, float]]] = {"ours": [], "native": []}
+    for round_no in range(rounds):
+        order = SIDES if round_no % 2 == 0 else SIDES[::-1]
+        for side in order:
+            started = time.perf_counter()
+            with run.storage(vendor, side, round_no) as storage:
+                results[side].append(run_side(storage, sizes))
+            print(
+                f"  {VENDOR_TITLES[vendor]} round {round_no + 1}/{rounds} {side:6}"
+                f" {time.perf_counter() - started:5.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+    return results
+
+
+# Report -------------------------------------------------------------------------------
+
+
+def fmt(value: float) -> str:
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def table(vendor: Vendor, results: dict[Side, list[dict[str, float]]]) -> str:
+    header = (
+        "measurement",
+        "unit",
+        "ours median",
+        "ours min-max",
+        "native median",
+        "native min-max",
+        "ours/native",
+        "target",
+    )
+    lines: list[tuple[str, ...]] = [header]
+    for key, label, unit in ROWS:
+        per_side = {side: [r[key] for r in results[side]] for side in SIDES}
+        median = {side: statistics.median(v) for side, v in per_side.items()}
+        ratio = median["ours"] / median["native"]
+        target = TARGETS[vendor].get(key)
+        verdict = ""
+        if target is not None:
+            value = ratio if target.on_ratio else median["ours"]
+            verdict = f"{target.describe()}: {'met' if target.met(value) else 'MISSED'}"
+        lines.append(
+            (
+                label,
+                unit,
+                fmt(median["ours"]),
+                f"{fmt(min(per_side['ours']))}-{fmt(max(per_side['ours']))}",
+                fmt(median["native"]),
+                f"{fmt(min(per_side['native']))}-{fmt(max(per_side['native']))}",
+                f"{ratio:.2f}",
+                verdict,
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    numeric = {2, 3, 4, 5, 6}
+
+    def render(line: tuple[str, ...]) -> str:
+        cells = [
+            cell.rjust(widths[i]) if i in numeric else cell.ljust(widths[i])
+            for i, cell in enumerate(line)
+        ]
+        return "  ".join(cells).rstrip()
+
+    rule = "-" * len(render(header))
+    out = [
+        f"{VENDOR_TITLES[vendor]} ({len(results['ours'])} rounds)",
+        rule,
+        render(header),
+        rule,
+    ]
+    out += [render(line) for line in lines[1:]]
+    out.append(rule)
+    return "\n".join(out)
+
+
+def describe_setup(args: argparse.Namespace, sizes: Sizes) -> str:
+    import django
+
+    import eventsourcing_django
+
+    inserts = ", ".join(
+        f"{total} in batches of {batch}" for batch, total in sizes.inserts
+    )
+    return "\n".join(
+        [
+            f"Python {platform.python_version()}, Django {django.get_version()}, "
+            f"eventsourcing {importlib.metadata.version('eventsourcing')}, psycopg "
+            f"{psycopg.__version__} ({psycopg.pq.__impl__}), {os.cpu_count()} CPUs",
+            f"eventsourcing_django from {Path(eventsourcing_django.__file__).parent}",
+            f"rounds {args.rounds}; per round and side: inserts {inserts}; "
+            f"select_events x{sizes.select_events_calls}; select_notifications "
+            f"{sizes.notifications} in pages of {sizes.notifications_page} "
+            f"x{sizes.notifications_passes}; app {sizes.app_commands} commands over "
+            f"{sizes.app_aggregates} aggregates; writers {sizes.writer_events} events "
+            f"each in batches of {sizes.writer_batch}",
+        ]
+    )
+
+
+# Main ---------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0] if __doc__ else None
+    )
+    parser.add_argument("--database", choices=[*VENDORS, "all"], default="all")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--scale",
+        type=float,
+        default=1.0,
+        help="multiply the events of every measurement",
+    )
+    parser.add_argument("--pg-host", default="127.0.0.1")
+    parser.add_argument("--pg-port", type=int, default=5432)
+    parser.add_argument("--pg-user", default="postgres")
+    args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    return args
+
+
+def raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    # Measure the package next to this directory, not some other installed copy.
+    sys.path.insert(0, str(REPO_ROOT))
+    signal.signal(signal.SIGTERM, raise_on_sigterm)
+    server = PgServer(
+        args.pg_host, args.pg_port, args.pg_user, os.environ.get("PGPASSWORD", "")
+    )
+    vendors: tuple[Vendor, ...] = (
+        VENDORS if args.database == "all" else (args.database,)
+    )
+    sizes = Sizes.scaled(args.scale)
+    configure_django(
+        {
+            PostgresStorage.alias: server.django_settings("postgres"),
+            SQLiteStorage.alias: sqlite_django_settings(":memory:"),
+        }
+    )
+    print(describe_setup(args, sizes), flush=True)
+    tables: list[str] = []
+    with contextlib.ExitStack() as stack:
+        run = Run(server, stack)
+        for vendor in vendors:
+            results = run_vendor(run, vendor, args.rounds, sizes)
+            tables.append(table(vendor, results))
+            print("\n" + tables[-1], flush=True)
+
+
+if __name__ == "__main__":
+    main()
