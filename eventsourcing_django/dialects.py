@@ -90,6 +90,18 @@ class Dialect:
     def notify_statement(self, channel: str) -> str | None:
         return None
 
+    def sends_many_statements(self, raw_connection: Any) -> bool:
+        """Whether one execute on ``raw_connection`` may carry several statements.
+
+        Drivers that merge parameters into the SQL send it with the simple query
+        protocol, which runs statements separated by semicolons in one round trip,
+        and outside a transaction as one implicit transaction.
+        """
+        return False
+
+    def to_last_result(self, raw_cursor: Any) -> None:
+        """Move ``raw_cursor`` to the result of the last statement it executed."""
+
     def listen_statement(self, channel: str) -> str:
         raise NotImplementedError
 
@@ -138,6 +150,25 @@ class PostgresDialect(Dialect):
     # NOTIFY wakes subscriptions; polling only covers a notification lost
     # while the listening connection was being set up or reconnected.
     poll_interval = 1.0
+
+    def __init__(
+        self,
+        connection: BaseDatabaseWrapper,
+        *,
+        schema: str | None,
+        originator_id_type: OriginatorIDType = "uuid",
+    ) -> None:
+        super().__init__(
+            connection, schema=schema, originator_id_type=originator_id_type
+        )
+        from django.db.backends.postgresql.psycopg_any import is_psycopg3
+
+        #: psycopg 3's client-side binding cursor; None with psycopg2.
+        self._client_cursor: type | None = None
+        if is_psycopg3:
+            import psycopg
+
+            self._client_cursor = psycopg.ClientCursor
 
     _STORAGE = (
         " WITH (autovacuum_enabled = true,"
@@ -223,6 +254,21 @@ class PostgresDialect(Dialect):
 
     def notify_statement(self, channel: str) -> str | None:
         return f"NOTIFY {self.quote(channel)}"
+
+    def sends_many_statements(self, raw_connection: Any) -> bool:
+        # psycopg2 always binds client-side; psycopg 3 does with Django's default
+        # cursor (a ClientCursor), not with OPTIONS "server_side_binding".
+        if self._client_cursor is None:
+            return True
+        factory = getattr(raw_connection, "cursor_factory", None)
+        return isinstance(factory, type) and issubclass(factory, self._client_cursor)
+
+    def to_last_result(self, raw_cursor: Any) -> None:
+        if self._client_cursor is not None:
+            # psycopg 3 starts at the first result (psycopg2 keeps only the last);
+            # nextset() leaves the cursor on the last result when none is left.
+            while raw_cursor.nextset():
+                pass
 
     def listen_statement(self, channel: str) -> str:
         return f"LISTEN {self.quote(channel)}"

@@ -103,7 +103,13 @@ class DjangoRecorder:
     @contextlib.contextmanager
     def _write(self) -> Iterator[CursorWrapper]:
         """A cursor in a transaction on the recorder's alias, for writing."""
-        with self._errors(), self.dialect.write_lock():
+        with self._errors(), self._transaction() as cursor:
+            yield cursor
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[CursorWrapper]:
+        """:meth:`_write` without translating errors (for callers that do)."""
+        with self.dialect.write_lock():
             with transaction.atomic(using=self.using), self.connection.cursor() as c:
                 yield c
 
@@ -158,16 +164,29 @@ class DjangoAggregateRecorder(DjangoRecorder, AggregateRecorder):
         return self._insert_rows(cursor, stored_events, returning=False)
 
     def _insert_rows(
-        self, cursor: CursorWrapper, stored_events: Sequence[StoredEvent], *, returning: bool
+        self,
+        cursor: CursorWrapper,
+        stored_events: Sequence[StoredEvent],
+        *,
+        returning: bool,
+        prefix: str = "",
     ) -> list[int] | None:
+        """Insert in as few statements as the dialect allows.
+
+        ``prefix`` (statements ending in "; ") goes in front of the first insert,
+        in the same execute, when the driver can send several statements at once.
+        """
         ids: list[int] = []
         step = self.dialect.max_insert_rows
         for start in range(0, len(stored_events), step):
             chunk = stored_events[start : start + step]
             cursor.execute(
-                self._insert_statement(len(chunk), returning=returning),
+                prefix + self._insert_statement(len(chunk), returning=returning),
                 self.dialect.insert_events_params(chunk),
             )
+            if prefix:
+                self.dialect.to_last_result(cursor.cursor)
+                prefix = ""
             if returning:
                 # IDs are issued in insert order; the order rows come back in
                 # is not promised by every database.
@@ -237,6 +256,8 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
         notify = self.dialect.notify_statement(self.channel)
         if notify:
             self._before_insert.append(notify)
+        # The same statements, to send with the insert in one round trip.
+        self._before_insert_prefix = "".join(f"{s}; " for s in self._before_insert)
         self._max_notification_id_statement = (
             f"SELECT MAX(notification_id) FROM {qualified}"
         )
@@ -249,20 +270,50 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        with self._write() as cursor:
-            ids = self._insert_events(cursor, stored_events, **kwargs)
-            if self._subscriptions:
-                transaction.on_commit(self._wake_subscriptions, using=self.using)
-        return ids
+        with self._errors():
+            connection = self.connection
+            if self._commits_in_one_statement(connection, stored_events, **kwargs):
+                # Outside a transaction, the server runs the statements of one
+                # query as one transaction and commits it: one round trip in all.
+                with connection.cursor() as cursor:
+                    ids = self._insert_events(cursor, stored_events, **kwargs)
+                if self._subscriptions:
+                    self._wake_subscriptions()
+                return ids
+            with self._transaction() as cursor:
+                ids = self._insert_events(cursor, stored_events, **kwargs)
+                if self._subscriptions:
+                    transaction.on_commit(self._wake_subscriptions, using=self.using)
+            return ids
+
+    def _commits_in_one_statement(
+        self,
+        connection: BaseDatabaseWrapper,
+        stored_events: Sequence[StoredEvent],
+        **kwargs: Any,
+    ) -> bool:
+        """Whether one execute, in autocommit mode, can do the whole insert."""
+        return (
+            0 < len(stored_events) <= self.dialect.max_insert_rows
+            and bool(self._before_insert_prefix)
+            and kwargs.get("tracking") is None
+            and not connection.in_atomic_block
+            and connection.get_autocommit()  # connects, if need be
+            and self.dialect.sends_many_statements(connection.connection)
+        )
 
     def _insert_events(
         self, cursor: CursorWrapper, stored_events: Sequence[StoredEvent], **_: Any
     ) -> list[int] | None:
         if not stored_events:
             return []
-        for statement in self._before_insert:
-            cursor.execute(statement)
-        return self._insert_rows(cursor, stored_events, returning=True)
+        if self.dialect.sends_many_statements(cursor.db.connection):
+            prefix = self._before_insert_prefix
+        else:
+            prefix = ""
+            for statement in self._before_insert:
+                cursor.execute(statement)
+        return self._insert_rows(cursor, stored_events, returning=True, prefix=prefix)
 
     def select_notifications(
         self,

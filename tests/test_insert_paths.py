@@ -1,0 +1,101 @@
+"""The ways an application recorder inserts: alone, or in the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from unittest import mock
+from uuid import uuid4
+
+from django.contrib.auth.models import Group
+from django.db import connections, transaction
+from eventsourcing.persistence import IntegrityError, StoredEvent
+
+from eventsourcing_django.recorders import DjangoApplicationRecorder
+from tests.base import DjangoDBTestCase, is_postgres
+
+
+def events(count: int, first_version: int = 1) -> list[StoredEvent]:
+    originator_id = uuid4()
+    return [
+        StoredEvent(originator_id, version, "topic", b"state")
+        for version in range(first_version, first_version + count)
+    ]
+
+
+class Executes:
+    """Records the statements Django executes on an alias, less its BEGINs."""
+
+    def __init__(self) -> None:
+        self.sql: list[str] = []
+
+    def __call__(
+        self,
+        execute: Callable[..., Any],
+        sql: str,
+        params: Any,
+        many: bool,
+        context: Any,
+    ) -> Any:
+        if not sql.startswith("BEGIN"):  # Django's SQLite backend begins so
+            self.sql.append(sql)
+        return execute(sql, params, many, context)
+
+
+class TestInsertPaths(DjangoDBTestCase):
+    def setUp(self) -> None:
+        super().setUp()
+        self.recorder = DjangoApplicationRecorder("TestApp")
+        self.recorder.create_table()
+
+    def stored_ids(self) -> list[int]:
+        return [n.id for n in self.recorder.select_notifications(None, 100)]
+
+    def test_alone_one_execute_inserts_and_commits(self) -> None:
+        executes = Executes()
+        with connections["default"].execute_wrapper(executes):
+            ids = self.recorder.insert_events(events(3))
+        self.assertEqual(len(ids or []), 3)
+        self.assertEqual(self.stored_ids(), ids)
+        # On PostgreSQL the lock and the notify travel with the insert.
+        self.assertEqual(len(executes.sql), 1, executes.sql)
+        if is_postgres():
+            self.assertIn("LOCK TABLE", executes.sql[0])
+
+    def test_conflict_alone_commits_nothing(self) -> None:
+        first = events(2)
+        self.recorder.insert_events(first[:1])
+        clash = [*events(1), first[0]]
+        with self.assertRaises(IntegrityError):
+            self.recorder.insert_events(clash)
+        self.assertEqual(len(self.stored_ids()), 1)
+        # The connection is still usable.
+        self.recorder.insert_events(first[1:])
+        self.assertEqual(len(self.stored_ids()), 2)
+
+    def test_in_callers_transaction_commits_with_it(self) -> None:
+        with transaction.atomic():
+            Group.objects.create(name="with events")
+            ids = self.recorder.insert_events(events(2))
+        self.assertTrue(Group.objects.filter(name="with events").exists())
+        self.assertEqual(self.stored_ids(), ids)
+
+    def test_in_callers_transaction_rolls_back_with_it(self) -> None:
+        class Abort(Exception):
+            pass
+
+        with self.assertRaises(Abort), transaction.atomic():
+            Group.objects.create(name="without events")
+            self.recorder.insert_events(events(2))
+            raise Abort
+        self.assertFalse(Group.objects.exists())
+        self.assertEqual(self.stored_ids(), [])
+
+    def test_statements_one_by_one_when_the_driver_binds_server_side(self) -> None:
+        dialect = self.recorder.dialect
+        with mock.patch.object(dialect, "sends_many_statements", return_value=False):
+            executes = Executes()
+            with connections["default"].execute_wrapper(executes):
+                ids = self.recorder.insert_events(events(3))
+        self.assertEqual(self.stored_ids(), ids)
+        self.assertEqual(len(executes.sql), 1 + len(self.recorder._before_insert))
