@@ -194,7 +194,7 @@ class DjangoAggregateRecorder(DjangoRecorder, AggregateRecorder):
         return ids if returning else None
 
     def _insert_statement(self, count: int, *, returning: bool) -> str:
-        key = (count if self.dialect.vendor == "sqlite" else 0, returning)
+        key = (self.dialect.insert_statement_key(count), returning)
         try:
             return self._insert_statements[key]
         except KeyError:

@@ -99,3 +99,25 @@ class TestInsertPaths(DjangoDBTestCase):
                 ids = self.recorder.insert_events(events(3))
         self.assertEqual(self.stored_ids(), ids)
         self.assertEqual(len(executes.sql), 1 + len(self.recorder._before_insert))
+
+    def test_batches_of_any_size_in_either_form(self) -> None:
+        # PostgreSQL lists short batches in VALUES and sends long ones as arrays.
+        for count in (1, 2, 31, 32, 33, 100, 1001):
+            batch = events(count)
+            ids = self.recorder.insert_events(batch)
+            self.assertEqual(len(ids or []), count)
+            self.assertEqual(list(ids or []), list(range(ids[0], ids[0] + count)))
+            self.assertEqual(self.recorder.select_events(batch[0].originator_id), batch)
+
+
+class TestTextOriginatorIDs(DjangoDBTestCase):
+    def test_strings_in_either_form(self) -> None:
+        recorder = DjangoApplicationRecorder("TestApp", originator_id_type="text")
+        recorder.create_table()
+        for count in (1, 100):
+            batch = [
+                StoredEvent(f"account-{count}", version, "topic", b"state")
+                for version in range(1, count + 1)
+            ]
+            recorder.insert_events(batch)
+            self.assertEqual(recorder.select_events(f"account-{count}"), batch)
