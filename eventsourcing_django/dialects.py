@@ -168,7 +168,8 @@ class PostgresDialect(Dialect):
     vendor = "postgresql"
     can_listen = True
     # NOTIFY wakes subscriptions; polling only covers a notification lost
-    # while the listening connection was being set up or reconnected.
+    # while the listening connection was being set up or reconnected, or by a
+    # writer that failed between its commit and its NOTIFY (sent after commit).
     poll_interval = 1.0
 
     def __init__(

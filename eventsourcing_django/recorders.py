@@ -8,8 +8,9 @@ events can be saved in the same ``transaction.atomic()`` block as ordinary model
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator, Sequence
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 from django.db import connections, transaction
@@ -30,6 +31,8 @@ from eventsourcing_django.dialects import Dialect, dialect_for
 from eventsourcing_django.errors import missing_table_message, translate_errors
 from eventsourcing_django.tables import ApplicationTables, check_schema_name
 from eventsourcing_django.threads import close_at_thread_exit
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from django.db import models
@@ -250,14 +253,12 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
         super().__init__(application_name, purpose="events", **kwargs)
         qualified = self.dialect.qualify(self.table)
         self.channel = self.dialect.channel_name(self.table)
-        self._before_insert = self.dialect.lock_table_statements(
+        self._lock_statements = self.dialect.lock_table_statements(
             self.table, self.lock_timeout
         )
-        notify = self.dialect.notify_statement(self.channel)
-        if notify:
-            self._before_insert.append(notify)
         # The same statements, to send with the insert in one round trip.
-        self._before_insert_prefix = "".join(f"{s}; " for s in self._before_insert)
+        self._lock_prefix = "".join(f"{s}; " for s in self._lock_statements)
+        self._notify_statement = self.dialect.notify_statement(self.channel)
         self._max_notification_id_statement = (
             f"SELECT MAX(notification_id) FROM {qualified}"
         )
@@ -274,17 +275,44 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
             connection = self.connection
             if self._commits_in_one_statement(connection, stored_events, **kwargs):
                 # Outside a transaction, the server runs the statements of one
-                # query as one transaction and commits it: one round trip in all.
+                # query as one transaction and commits it: one round trip.
                 with connection.cursor() as cursor:
                     ids = self._insert_events(cursor, stored_events, **kwargs)
-                if self._subscriptions:
-                    self._wake_subscriptions()
+                self._after_commit(notify=bool(ids))
                 return ids
+            # on_commit() needs an atomic block or autocommit mode: not so in
+            # manual transaction management, where NOTIFY stays in the transaction.
+            notify_after_commit = (
+                connection.in_atomic_block or connection.get_autocommit()
+            )
             with self._transaction() as cursor:
                 ids = self._insert_events(cursor, stored_events, **kwargs)
-                if self._subscriptions:
-                    transaction.on_commit(self._wake_subscriptions, using=self.using)
+                if ids and self._notify_statement and not notify_after_commit:
+                    cursor.execute(self._notify_statement)
+                after_commit = partial(
+                    self._after_commit, notify=notify_after_commit and bool(ids)
+                )
+                transaction.on_commit(after_commit, using=self.using)
             return ids
+
+    def _after_commit(self, *, notify: bool) -> None:
+        """Wake subscriptions, here and (with ``notify``) in other sessions.
+
+        NOTIFY goes after the commit, in a transaction of its own that writes
+        nothing: PostgreSQL serializes the commits of all transactions that
+        notify (with a database-wide lock held until their commit is flushed),
+        so a NOTIFY in the insert's transaction would make writers of different
+        applications take turns. A listener that misses it still polls.
+        """
+        if self._subscriptions:
+            self._wake_subscriptions()
+        if notify and self._notify_statement:
+            try:
+                with self._errors(), self.connection.cursor() as cursor:
+                    cursor.execute(self._notify_statement)
+            except Exception:
+                # The events are committed: report, do not fail the insert.
+                logger.exception("NOTIFY after inserting into %s failed", self.table)
 
     def _commits_in_one_statement(
         self,
@@ -295,7 +323,6 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
         """Whether one execute, in autocommit mode, can do the whole insert."""
         return (
             0 < len(stored_events) <= self.dialect.max_insert_rows
-            and bool(self._before_insert_prefix)
             and kwargs.get("tracking") is None
             and not connection.in_atomic_block
             and connection.get_autocommit()  # connects, if need be
@@ -308,10 +335,10 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
         if not stored_events:
             return []
         if self.dialect.sends_many_statements(cursor.db.connection):
-            prefix = self._before_insert_prefix
+            prefix = self._lock_prefix
         else:
             prefix = ""
-            for statement in self._before_insert:
+            for statement in self._lock_statements:
                 cursor.execute(statement)
         return self._insert_rows(cursor, stored_events, returning=True, prefix=prefix)
 

@@ -51,16 +51,19 @@ class TestInsertPaths(DjangoDBTestCase):
     def stored_ids(self) -> list[int]:
         return [n.id for n in self.recorder.select_notifications(None, 100)]
 
-    def test_alone_one_execute_inserts_and_commits(self) -> None:
+    def test_alone_one_execute_inserts_and_commits_then_notifies(self) -> None:
         executes = Executes()
         with connections["default"].execute_wrapper(executes):
             ids = self.recorder.insert_events(events(3))
         self.assertEqual(len(ids or []), 3)
         self.assertEqual(self.stored_ids(), ids)
-        # On PostgreSQL the lock and the notify travel with the insert.
-        self.assertEqual(len(executes.sql), 1, executes.sql)
         if is_postgres():
+            # The lock travels with the insert; NOTIFY follows the commit.
+            self.assertEqual(len(executes.sql), 2, executes.sql)
             self.assertIn("LOCK TABLE", executes.sql[0])
+            self.assertTrue(executes.sql[1].startswith("NOTIFY"), executes.sql)
+        else:
+            self.assertEqual(len(executes.sql), 1, executes.sql)
 
     def test_conflict_alone_commits_nothing(self) -> None:
         first = events(2)
@@ -98,7 +101,30 @@ class TestInsertPaths(DjangoDBTestCase):
             with connections["default"].execute_wrapper(executes):
                 ids = self.recorder.insert_events(events(3))
         self.assertEqual(self.stored_ids(), ids)
-        self.assertEqual(len(executes.sql), 1 + len(self.recorder._before_insert))
+        # The lock statements, the insert, then NOTIFY (PostgreSQL).
+        expected = len(self.recorder._lock_statements) + 1 + is_postgres()
+        self.assertEqual(len(executes.sql), expected, executes.sql)
+
+    def test_in_callers_transaction_notifies_after_its_commit(self) -> None:
+        executes = Executes()
+        with connections["default"].execute_wrapper(executes):
+            with transaction.atomic():
+                self.recorder.insert_events(events(2))
+                self.assertFalse(any(s.startswith("NOTIFY") for s in executes.sql))
+            notifies = [s for s in executes.sql if s.startswith("NOTIFY")]
+        self.assertEqual(len(notifies), 1 if is_postgres() else 0)
+
+    def test_failed_notify_is_logged_not_raised(self) -> None:
+        if not is_postgres():
+            self.skipTest("only PostgreSQL notifies")
+        self.recorder._notify_statement = "NOTIFY x; SELECT no_such_function()"
+        with self.assertLogs("eventsourcing_django.recorders", "ERROR"):
+            ids = self.recorder.insert_events(events(2))
+        self.assertEqual(self.stored_ids(), ids)
+        logs = self.assertLogs("eventsourcing_django.recorders", "ERROR")
+        with logs, transaction.atomic():
+            ids = self.recorder.insert_events(events(2))
+        self.assertEqual(self.stored_ids()[-2:], ids)
 
     def test_batches_of_any_size_in_either_form(self) -> None:
         # PostgreSQL lists short batches in VALUES and sends long ones as arrays.
