@@ -167,7 +167,7 @@ class Sizes:
             notifications_passes=3,
             app_aggregates=100,
             app_commands=n(1_000, 100),
-            writer_events=n(3_000, 100),
+            writer_events=n(10_000, 100),
             writer_batch=10,
             writers=4,
         )
