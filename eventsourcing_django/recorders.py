@@ -278,7 +278,7 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
                 # query as one transaction and commits it: one round trip.
                 with connection.cursor() as cursor:
                     ids = self._insert_events(cursor, stored_events, **kwargs)
-                self._after_commit(notify=bool(ids))
+                    self._after_commit(notify=bool(ids), cursor=cursor)
                 return ids
             # on_commit() needs an atomic block or autocommit mode: not so in
             # manual transaction management, where NOTIFY stays in the transaction.
@@ -295,7 +295,9 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
                 transaction.on_commit(after_commit, using=self.using)
             return ids
 
-    def _after_commit(self, *, notify: bool) -> None:
+    def _after_commit(
+        self, *, notify: bool, cursor: CursorWrapper | None = None
+    ) -> None:
         """Wake subscriptions, here and (with ``notify``) in other sessions.
 
         NOTIFY goes after the commit, in a transaction of its own that writes
@@ -308,8 +310,11 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
             self._wake_subscriptions()
         if notify and self._notify_statement:
             try:
-                with self._errors(), self.connection.cursor() as cursor:
+                if cursor is not None:
                     cursor.execute(self._notify_statement)
+                else:
+                    with self._read() as own_cursor:
+                        own_cursor.execute(self._notify_statement)
             except Exception:
                 # The events are committed: report, do not fail the insert.
                 logger.exception("NOTIFY after inserting into %s failed", self.table)
