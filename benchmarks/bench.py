@@ -185,7 +185,6 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("writers_n", "4 applications, 4 processes", "events/s"),
     ("scaling", "scaling, 4 processes / 1", "x"),
 )
-LOWER_IS_BETTER = {"select_events"}
 
 
 @dataclass(frozen=True)
