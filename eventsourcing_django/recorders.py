@@ -287,12 +287,14 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
             )
             with self._transaction() as cursor:
                 ids = self._insert_events(cursor, stored_events, **kwargs)
-                if ids and self._notify_statement and not notify_after_commit:
-                    cursor.execute(self._notify_statement)
-                after_commit = partial(
-                    self._after_commit, notify=notify_after_commit and bool(ids)
-                )
-                transaction.on_commit(after_commit, using=self.using)
+                notify_statement = self._notify_statement if ids else None
+                if notify_statement is not None and not notify_after_commit:
+                    cursor.execute(notify_statement)
+                    notify_statement = None
+                notify = notify_statement is not None
+                if notify or self._subscriptions:
+                    after_commit = partial(self._after_commit, notify=notify)
+                    transaction.on_commit(after_commit, using=self.using)
             return ids
 
     def _after_commit(
@@ -327,7 +329,8 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
     ) -> bool:
         """Whether one execute, in autocommit mode, can do the whole insert."""
         return (
-            0 < len(stored_events) <= self.dialect.max_insert_rows
+            bool(self._lock_prefix)  # else nothing to send with the insert
+            and 0 < len(stored_events) <= self.dialect.max_insert_rows
             and kwargs.get("tracking") is None
             and not connection.in_atomic_block
             and connection.get_autocommit()  # connects, if need be
