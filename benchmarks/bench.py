@@ -15,7 +15,9 @@ and both use psycopg 3 on PostgreSQL. Measured, for each round and side:
 * ``select_events`` latency for one aggregate of 100 events (median call, µs);
 * ``select_notifications`` throughput: 10,000 notifications in pages of 500;
 * one application writing alone in one process, and four applications (four
-  tables) writing at once in four processes: total events/s and the scaling;
+  tables) writing at once in four processes: total events/s and the scaling
+  (the same four processes run the phases 1, 4, 4, 1 writers, so that a drift
+  in the machine's load weighs on both alike);
 * an ``Application`` round trip: ``repository.get``, one new event, ``save``.
 
 The table shows, per measurement, the median over rounds with the range
@@ -57,7 +59,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any, Literal, cast
+from typing import Any, Literal
 from uuid import UUID, uuid4
 
 import psycopg
@@ -489,30 +491,45 @@ def measure_app_round_trip(storage: Storage, aggregates: int, commands: int) -> 
 
 @dataclass(frozen=True)
 class WriterSpec:
+    index: int
     app_name: str
     env: dict[str, str]
     #: Django's DATABASES for ours, None for native
     django_databases: dict[str, dict[str, Any]] | None
     events: int
     batch: int
+    #: How many processes write in each phase (this one if its index is lower).
+    phases: tuple[int, ...]
 
 
-def writer_process(spec: WriterSpec, barrier: Any, results: Any) -> None:
-    """Insert ``spec.events`` once all writers are ready; report the time span."""
+def writer_process(spec: WriterSpec, starts: Sequence[Any], reports: Any) -> None:
+    """Write ``spec.events`` in each phase it takes part in, when told to start.
+
+    Reports ("ready", phase), then ("span", phase, started, ended, events), or
+    ("error", traceback) and stops.
+    """
     try:
         if spec.django_databases is not None:
             configure_django(spec.django_databases)
         with application_recorder(spec.app_name, spec.env) as recorder:
             timed_inserts(recorder, batches_of(spec.batch, 10 * spec.batch))  # warm up
-            batches = batches_of(spec.batch, spec.events)
-            barrier.wait(timeout=120)
-            started = time.perf_counter()  # CLOCK_MONOTONIC: one clock for all
-            for batch in batches:
-                recorder.insert_events(batch)
-            results.put((started, time.perf_counter(), sum(map(len, batches))))
+            # All made now, so an idle writer uses no CPU in another's phase.
+            work = {
+                phase: batches_of(spec.batch, spec.events)
+                for phase, writers in enumerate(spec.phases)
+                if spec.index < writers
+            }
+            for phase, batches in work.items():
+                reports.put(("ready", phase))
+                if not starts[phase].wait(timeout=300):
+                    raise TimeoutError(f"phase {phase} did not start")
+                started = time.perf_counter()  # CLOCK_MONOTONIC: one clock for all
+                for batch in batches:
+                    recorder.insert_events(batch)
+                ended = time.perf_counter()
+                reports.put(("span", phase, started, ended, sum(map(len, batches))))
     except BaseException:
-        barrier.abort()
-        results.put(traceback.format_exc())
+        reports.put(("error", traceback.format_exc()))
     finally:
         if spec.django_databases is not None:
             from django.db import connections
@@ -520,42 +537,83 @@ def writer_process(spec: WriterSpec, barrier: Any, results: Any) -> None:
             connections.close_all()
 
 
-def measure_writers(storage: Storage, count: int, events: int, batch: int) -> float:
-    """Total events per second of ``count`` applications, each in its own process.
+class Inbox:
+    """The reports of the writer processes, taken by kind and phase."""
 
-    Ours gives each application its own tables. On SQLite all write one file, as
-    applications sharing one Django database do (the native recorders share its
-    one table: their SQLite recorder does not name tables after applications).
-    The tables are created here first: the native PostgreSQL recorders fail with
-    "tuple concurrently updated" when processes create them at once.
+    def __init__(self, reports: Any) -> None:
+        self.reports = reports
+        self.stash: list[tuple[Any, ...]] = []
+
+    def take(self, kind: str, phase: int, count: int) -> list[tuple[Any, ...]]:
+        taken: list[tuple[Any, ...]] = []
+        while len(taken) < count:
+            match = next(
+                (r for r in self.stash if r[0] == kind and r[1] == phase), None
+            )
+            if match is not None:
+                self.stash.remove(match)
+                taken.append(match)
+                continue
+            report = self.reports.get(timeout=300)
+            if report[0] == "error":
+                raise RuntimeError("a writer process failed:\n" + report[1])
+            self.stash.append(report)
+        return taken
+
+
+def measure_writers(
+    storage: Storage, count: int, events: int, batch: int
+) -> tuple[float, float]:
+    """Events/s of one application alone, and of ``count`` at once, a process each.
+
+    The same ``count`` processes run the phases 1, count, count, 1 writers (the
+    first ones), so drift in the machine's load or in the tables' sizes weighs on
+    both alike; each result is the mean of its two phases. Ours gives each
+    application its own tables. On SQLite all write one file, as applications
+    sharing one Django database do (the native recorders share its one table:
+    their SQLite recorder does not name tables after applications). The tables
+    are created here first: the native PostgreSQL recorders fail with "tuple
+    concurrently updated" when processes create them at once.
     """
     file = f"Writers{count}"
-    names = [f"Writer{count}x{i}" for i in range(count)]
+    names = [f"Writer{i}" for i in range(count)]
     for name in names:
         with application_recorder(name, storage.env(file)):
             pass
     env = {**storage.env(file), "CREATE_TABLE": "no"}
     ours = storage.side == "ours"
+    phases = (1, count, count, 1)
     specs = [
         WriterSpec(
+            index=index,
             app_name=name,
             env=env,
             django_databases=storage.django_databases(file) if ours else None,
             events=events,
             batch=batch,
+            phases=phases,
         )
-        for name in names
+        for index, name in enumerate(names)
     ]
     ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(count)
-    results = ctx.Queue()
+    starts = [ctx.Event() for _ in phases]
+    reports = ctx.Queue()
     processes = [
-        ctx.Process(target=writer_process, args=(s, barrier, results)) for s in specs
+        ctx.Process(target=writer_process, args=(spec, starts, reports))
+        for spec in specs
     ]
+    rates: dict[int, list[float]] = {1: [], count: []}
     for process in processes:
         process.start()
     try:
-        reports = [results.get(timeout=300) for _ in processes]
+        inbox = Inbox(reports)
+        for phase, writers in enumerate(phases):
+            inbox.take("ready", phase, writers)
+            starts[phase].set()
+            spans = inbox.take("span", phase, writers)
+            started = min(span[2] for span in spans)
+            ended = max(span[3] for span in spans)
+            rates[writers].append(sum(span[4] for span in spans) / (ended - started))
         for process in processes:
             process.join(timeout=60)
     finally:
@@ -563,14 +621,8 @@ def measure_writers(storage: Storage, count: int, events: int, batch: int) -> fl
             if process.is_alive():
                 process.terminate()
                 process.join()
-        results.close()
-    failures = [r for r in reports if isinstance(r, str)]
-    if failures:
-        raise RuntimeError("a writer process failed:\n" + failures[0])
-    spans = cast("list[tuple[float, float, int]]", reports)
-    started = min(s for s, _, _ in spans)
-    ended = max(e for _, e, _ in spans)
-    return sum(n for _, _, n in spans) / (ended - started)
+        reports.close()
+    return statistics.mean(rates[1]), statistics.mean(rates[count])
 
 
 # One round of one side ----------------------------------------------------------------
@@ -590,10 +642,7 @@ def run_side(storage: Storage, sizes: Sizes) -> dict[str, float]:
     results["app_round_trip"] = measure_app_round_trip(
         storage, sizes.app_aggregates, sizes.app_commands
     )
-    results["writers_1"] = measure_writers(
-        storage, 1, sizes.writer_events, sizes.writer_batch
-    )
-    results["writers_n"] = measure_writers(
+    results["writers_1"], results["writers_n"] = measure_writers(
         storage, sizes.writers, sizes.writer_events, sizes.writer_batch
     )
     results["scaling"] = results["writers_n"] / results["writers_1"]
@@ -730,7 +779,8 @@ def describe_setup(args: argparse.Namespace, sizes: Sizes) -> str:
             f"{sizes.notifications} in pages of {sizes.notifications_page} "
             f"x{sizes.notifications_passes}; app {sizes.app_commands} commands over "
             f"{sizes.app_aggregates} aggregates; writers {sizes.writer_events} events "
-            f"each in batches of {sizes.writer_batch}",
+            f"each in batches of {sizes.writer_batch}, phases of 1, {sizes.writers}, "
+            f"{sizes.writers}, 1 processes",
         ]
     )
 
