@@ -24,6 +24,7 @@ dynamic_apps = Apps()
 _cache: dict[tuple[str, str, str | None, str], type[models.Model]] = {}
 _lock = threading.Lock()
 
+
 def qualified_db_table(table: str, schema: str | None) -> str:
     """The ``db_table`` for ``table`` in ``schema`` (quoted when qualified)."""
     if schema is None:

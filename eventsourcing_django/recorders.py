@@ -65,7 +65,9 @@ class DjangoRecorder:
         self.lock_timeout = lock_timeout
         self.originator_id_type = originator_id_type
         self.dialect: Dialect = dialect_for(
-            connections[using], schema=self.schema, originator_id_type=originator_id_type
+            connections[using],
+            schema=self.schema,
+            originator_id_type=originator_id_type,
         )
 
     @property
@@ -103,9 +105,13 @@ class DjangoRecorder:
     @contextlib.contextmanager
     def _write(self) -> Iterator[CursorWrapper]:
         """A cursor in a transaction on the recorder's alias, for writing."""
-        with self._errors(), self.dialect.write_lock():
-            with transaction.atomic(using=self.using), self.connection.cursor() as c:
-                yield c
+        with (
+            self._errors(),
+            self.dialect.write_lock(),
+            transaction.atomic(using=self.using),
+            self.connection.cursor() as cursor,
+        ):
+            yield cursor
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[CursorWrapper]:
@@ -158,7 +164,11 @@ class DjangoAggregateRecorder(DjangoRecorder, AggregateRecorder):
         return self._insert_rows(cursor, stored_events, returning=False)
 
     def _insert_rows(
-        self, cursor: CursorWrapper, stored_events: Sequence[StoredEvent], *, returning: bool
+        self,
+        cursor: CursorWrapper,
+        stored_events: Sequence[StoredEvent],
+        *,
+        returning: bool,
     ) -> list[int] | None:
         ids: list[int] = []
         step = self.dialect.max_insert_rows
@@ -277,7 +287,9 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
         params: list[Any] = []
         if start is not None:
             conditions.append(
-                "notification_id >= %s" if inclusive_of_start else "notification_id > %s"
+                "notification_id >= %s"
+                if inclusive_of_start
+                else "notification_id > %s"
             )
             params.append(start)
         if stop is not None:

@@ -56,7 +56,7 @@ def _closer() -> _Closer | None:
     if closer is None:
         is_main = threading.current_thread() is threading.main_thread()
         closer = _local.closer = False if is_main else _Closer()
-    return closer or None
+    return closer if isinstance(closer, _Closer) else None
 
 
 def _keeps_connections() -> bool:

@@ -18,7 +18,9 @@ def drop_application_tables(alias: str) -> None:
         names = connection.introspection.table_names(cursor)
         for name in names:
             if name.endswith(SUFFIXES) and not name.startswith(("django_", "auth_")):
-                cursor.execute(f"DROP TABLE IF EXISTS {connection.ops.quote_name(name)}")
+                cursor.execute(
+                    f"DROP TABLE IF EXISTS {connection.ops.quote_name(name)}"
+                )
 
 
 def is_postgres(alias: str = "default") -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from eventsourcing.tests.application import (
     ApplicationTestCase,
     ExampleApplicationTestCase,
@@ -22,7 +24,9 @@ class TestApplication(DjangoDBTestCase, ApplicationTestCase):
 
 
 class TestExampleApplicationLegacyTopic(DjangoDBTestCase, ExampleApplicationTestCase):
-    environ = {"INFRASTRUCTURE_FACTORY": "eventsourcing_django.factory:Factory"}
+    environ: ClassVar[dict[str, str]] = {
+        "INFRASTRUCTURE_FACTORY": "eventsourcing_django.factory:Factory"
+    }
     expected_factory_topic = "eventsourcing_django.factory:Factory"
 
 

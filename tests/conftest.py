@@ -1,0 +1,10 @@
+import os
+
+# Tests of PostgreSQL-only behaviour are collected only when the suite runs on
+# PostgreSQL (ESDJ_DATABASE=postgres); the CI runs it on every database and driver.
+collect_ignore_glob = []
+if os.environ.get("ESDJ_DATABASE") != "postgres":
+    collect_ignore_glob.append("postgres/*")
+elif os.environ.get("ESDJ_PG_DRIVER") == "psycopg2":
+    # eventsourcing.postgres itself runs on psycopg 3 only.
+    collect_ignore_glob.append("postgres/test_native_sharing.py")
