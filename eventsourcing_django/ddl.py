@@ -42,3 +42,20 @@ def drop_table(using: str, dialect: Dialect, table: str) -> bool:
             for statement in dialect.drop_table_statements(table):
                 cursor.execute(statement)
     return True
+
+
+def truncate_table(using: str, dialect: Dialect, table: str) -> bool:
+    """Delete every row of ``table`` and restart its notification IDs at 1;
+    return whether the table exists."""
+    connection = connections[using]
+    with (
+        translate_errors(_no_missing_table, str),
+        dialect.write_lock(),
+        transaction.atomic(using=using),
+        connection.cursor() as cursor,
+    ):
+        if not dialect.table_exists(cursor, table):
+            return False
+        for statement, params in dialect.truncate_table_statements(table):
+            cursor.execute(statement, params)
+    return True

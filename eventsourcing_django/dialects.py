@@ -63,6 +63,10 @@ class Dialect:
     def drop_table_statements(self, table: str) -> list[str]:
         return [f"DROP TABLE IF EXISTS {self.qualify(table)}"]
 
+    def truncate_table_statements(self, table: str) -> list[tuple[str, list[Any]]]:
+        """Delete every row and restart the table's notification IDs at 1."""
+        raise NotImplementedError
+
     def table_exists(self, cursor: CursorWrapper, table: str) -> bool:
         raise NotImplementedError
 
@@ -175,6 +179,9 @@ class PostgresDialect(Dialect):
                 f"ON {t} (notification_id ASC)"
             )
         return statements
+
+    def truncate_table_statements(self, table: str) -> list[tuple[str, list[Any]]]:
+        return [(f"TRUNCATE {self.qualify(table)} RESTART IDENTITY", [])]
 
     def table_exists(self, cursor: CursorWrapper, table: str) -> bool:
         cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [self.qualify(table)])
@@ -299,6 +306,20 @@ class SQLiteDialect(Dialect):
             "state BLOB NOT NULL, PRIMARY KEY (originator_id, originator_version)) "
             "WITHOUT ROWID"
         ]
+
+    def truncate_table_statements(self, table: str) -> list[tuple[str, list[Any]]]:
+        statements: list[tuple[str, list[Any]]] = [
+            (f"DELETE FROM {self.qualify(table)}", [])
+        ]
+        # AUTOINCREMENT keeps its high-water mark in sqlite_sequence.
+        statements.append(
+            (
+                "DELETE FROM sqlite_sequence WHERE name = %s AND EXISTS "
+                "(SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence')",
+                [table],
+            )
+        )
+        return statements
 
     def table_exists(self, cursor: CursorWrapper, table: str) -> bool:
         cursor.execute(

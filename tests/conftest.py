@@ -8,3 +8,15 @@ if os.environ.get("ESDJ_DATABASE") != "postgres":
 elif os.environ.get("ESDJ_PG_DRIVER") == "psycopg2":
     # eventsourcing.postgres itself runs on psycopg 3 only.
     collect_ignore_glob.append("postgres/test_native_sharing.py")
+
+
+def pytest_sessionfinish() -> None:
+    """Remove this run's SQLite test files (the databases themselves are
+    destroyed by Django; SQLite leaves its -wal and -shm files behind)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    suffix = os.environ.get("ESDJ_TEST_SUFFIX", "")
+    if suffix:
+        shutil.rmtree(Path(tempfile.gettempdir()) / f"esdj{suffix}", ignore_errors=True)
