@@ -26,6 +26,8 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     "eventsourcing_django",
     "tests.testapp",
+    # Holds the migrations that the tests of operations and commands write.
+    "tests.routedapp",
 ]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

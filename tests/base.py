@@ -10,6 +10,9 @@ from django.test import TransactionTestCase
 
 SUFFIXES = ("_events", "_snapshots", "_tracking")
 
+#: Why some test classes are collected on PostgreSQL only.
+POSTGRES_ONLY = "SQLite has no schemas"
+
 
 def drop_application_tables(alias: str) -> None:
     """Drop every per-application table on ``alias`` (the test database)."""
@@ -18,11 +21,50 @@ def drop_application_tables(alias: str) -> None:
         names = connection.introspection.table_names(cursor)
         for name in names:
             if name.endswith(SUFFIXES) and not name.startswith(("django_", "auth_")):
-                cursor.execute(f"DROP TABLE IF EXISTS {connection.ops.quote_name(name)}")
+                cursor.execute(
+                    f"DROP TABLE IF EXISTS {connection.ops.quote_name(name)}"
+                )
+
+
+def drop_schemas(alias: str, schemas: tuple[str, ...]) -> None:
+    """Drop PostgreSQL ``schemas`` on ``alias``, with the tables in them."""
+    connection = connections[alias]
+    if connection.vendor != "postgresql" or not schemas:
+        return
+    with connection.cursor() as cursor:
+        for schema in schemas:
+            cursor.execute(
+                f"DROP SCHEMA IF EXISTS {connection.ops.quote_name(schema)} CASCADE"
+            )
 
 
 def is_postgres(alias: str = "default") -> bool:
     return connections[alias].vendor == "postgresql"
+
+
+def table_names(alias: str, schema: str | None = None) -> set[str]:
+    """The per-application tables on ``alias``, in ``schema`` or the search path."""
+    connection = connections[alias]
+    with connection.cursor() as cursor:
+        if schema is None:
+            names = connection.introspection.table_names(cursor)
+        else:
+            cursor.execute(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = %s",
+                [schema],
+            )
+            names = [row[0] for row in cursor.fetchall()]
+    return {n for n in names if n.endswith(SUFFIXES)}
+
+
+def count_rows(alias: str, table: str) -> int:
+    connection = connections[alias]
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM {table}")
+        row = cursor.fetchone()
+    assert row is not None
+    return int(row[0])
 
 
 class DjangoDBTestCase(TransactionTestCase):
@@ -31,6 +73,8 @@ class DjangoDBTestCase(TransactionTestCase):
     databases: ClassVar[set[str]] = {"default"}  # type: ignore[misc]
     #: Environment variables set for the duration of each test.
     environ: ClassVar[dict[str, str]] = {}
+    #: PostgreSQL schemas the tests create, dropped after each test.
+    schemas: ClassVar[tuple[str, ...]] = ()
     _saved_environ: ClassVar[dict[str, str | None]]
 
     @classmethod
@@ -52,6 +96,7 @@ class DjangoDBTestCase(TransactionTestCase):
         try:
             for alias in self.databases:
                 drop_application_tables(alias)
+                drop_schemas(alias, self.schemas)
         finally:
             super()._post_teardown()
 
