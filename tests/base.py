@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any, ClassVar
+from uuid import uuid4
 
 from django.db import connections
-from django.test import TransactionTestCase
+from django.db.migrations.recorder import MigrationRecorder
+from django.test import TransactionTestCase, override_settings
 
 SUFFIXES = ("_events", "_snapshots", "_tracking")
 
@@ -99,6 +106,57 @@ class DjangoDBTestCase(TransactionTestCase):
                 drop_schemas(alias, self.schemas)
         finally:
             super()._post_teardown()
+
+
+class TemporaryMigrationsTestCase(DjangoDBTestCase):
+    """Gives the app ``routedapp`` an empty migrations package for each test.
+
+    The package is made in a temporary directory, so migrations written by a
+    test (by hand or by a command) are gone after it, and so are the records
+    of their having been applied.
+    """
+
+    app_label = "routedapp"
+
+    def setUp(self) -> None:
+        super().setUp()
+        directory = Path(tempfile.mkdtemp(prefix="esdj_migrations_"))
+        self.addCleanup(shutil.rmtree, directory, ignore_errors=True)
+        self.package = f"esdj_tmp_{uuid4().hex}"
+        (directory / self.package).mkdir()
+        (directory / self.package / "__init__.py").touch()
+        self.migrations_dir = directory / self.package / "migrations"
+        sys.path.insert(0, str(directory))
+        self.addCleanup(sys.path.remove, str(directory))
+        settings = override_settings(
+            MIGRATION_MODULES={self.app_label: f"{self.package}.migrations"}
+        )
+        settings.enable()
+        self.addCleanup(settings.disable)
+        self.addCleanup(self._forget_migrations)
+
+    def _forget_migrations(self) -> None:
+        for alias in self.databases:
+            recorder = MigrationRecorder(connections[alias])
+            recorder.migration_qs.filter(app=self.app_label).delete()
+        for name in [m for m in sys.modules if m.startswith(self.package)]:
+            del sys.modules[name]
+
+    def write_migration(self, name: str, text: str) -> Path:
+        """Write migration ``name`` of ``routedapp`` by hand."""
+        self.migrations_dir.mkdir(exist_ok=True)
+        (self.migrations_dir / "__init__.py").touch()
+        path = self.migrations_dir / f"{name}.py"
+        path.write_text(text)
+        importlib.invalidate_caches()
+        return path
+
+    def migration_files(self) -> list[str]:
+        if not self.migrations_dir.exists():
+            return []
+        return sorted(
+            p.stem for p in self.migrations_dir.glob("*.py") if p.stem != "__init__"
+        )
 
 
 def factory_env(name: str, **extra: Any) -> dict[str, str]:
