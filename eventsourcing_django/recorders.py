@@ -65,7 +65,9 @@ class DjangoRecorder:
         self.lock_timeout = lock_timeout
         self.originator_id_type = originator_id_type
         self.dialect: Dialect = dialect_for(
-            connections[using], schema=self.schema, originator_id_type=originator_id_type
+            connections[using],
+            schema=self.schema,
+            originator_id_type=originator_id_type,
         )
 
     @property
@@ -95,7 +97,9 @@ class DjangoRecorder:
     def _errors(self) -> Iterator[None]:
         """Translate errors; let a worker thread's connection close with it."""
         try:
-            with translate_errors(self.dialect.is_missing_table, self._describe_missing):
+            with translate_errors(
+                self.dialect.is_missing_table, self._describe_missing
+            ):
                 yield
         finally:
             close_at_thread_exit(self.using)
@@ -103,9 +107,13 @@ class DjangoRecorder:
     @contextlib.contextmanager
     def _write(self) -> Iterator[CursorWrapper]:
         """A cursor in a transaction on the recorder's alias, for writing."""
-        with self._errors(), self.dialect.write_lock():
-            with transaction.atomic(using=self.using), self.connection.cursor() as c:
-                yield c
+        with (
+            self._errors(),
+            self.dialect.write_lock(),
+            transaction.atomic(using=self.using),
+            self.connection.cursor() as c,
+        ):
+            yield c
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[CursorWrapper]:
@@ -159,7 +167,11 @@ class DjangoAggregateRecorder(DjangoRecorder, AggregateRecorder):
         return self._insert_rows(cursor, stored_events, returning=False)
 
     def _insert_rows(
-        self, cursor: CursorWrapper, stored_events: Sequence[StoredEvent], *, returning: bool
+        self,
+        cursor: CursorWrapper,
+        stored_events: Sequence[StoredEvent],
+        *,
+        returning: bool,
     ) -> list[int] | None:
         ids: list[int] = []
         step = self.dialect.max_insert_rows
@@ -278,7 +290,9 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
         params: list[Any] = []
         if start is not None:
             conditions.append(
-                "notification_id >= %s" if inclusive_of_start else "notification_id > %s"
+                "notification_id >= %s"
+                if inclusive_of_start
+                else "notification_id > %s"
             )
             params.append(start)
         if stop is not None:
