@@ -106,7 +106,8 @@ class ApplicationTablesOperation(Operation):
 
     def _schema(self) -> str | None:
         # Read when the migration runs, as the recorders read it when they start.
-        return self.schema or schema_for_application(self.application_name)
+        schema = self.schema or schema_for_application(self.application_name)
+        return check_schema_name(schema) if schema else None
 
     def _dialect(self, schema_editor: BaseDatabaseSchemaEditor) -> Dialect:
         return dialect_for(

@@ -269,3 +269,14 @@ class TestMigratingIntoSchemas(TemporaryMigrationsTestCase):
 
         call_command("migrate", "routedapp", "zero", database="other", verbosity=0)
         self.assertEqual(table_names("other", "es_migrated"), set())
+
+
+@override_settings(EVENTSOURCING_SCHEMAS={"Universe": 'x"; DROP TABLE y; --'})
+class TestSchemaFromSettingsIsChecked(TemporaryMigrationsTestCase):
+    def test_an_unsafe_schema_in_the_setting_is_refused_before_any_sql(self) -> None:
+        self.write_migration(
+            "0001_initial", migration_text('CreateApplicationTables("Universe")')
+        )
+        with self.assertRaisesRegex(ValueError, "not a safe SQL identifier"):
+            call_command("migrate", "routedapp", verbosity=0)
+        self.assertEqual(table_names("default"), set())
