@@ -29,7 +29,7 @@ from eventsourcing_django.builder import Kind, OriginatorIDType, build_model
 from eventsourcing_django.dialects import Dialect, dialect_for
 from eventsourcing_django.errors import missing_table_message, translate_errors
 from eventsourcing_django.tables import ApplicationTables, check_schema_name
-from eventsourcing_django.threads import close_at_thread_exit
+from eventsourcing_django.threads import connection_scope
 
 if TYPE_CHECKING:
     from django.db import models
@@ -95,14 +95,12 @@ class DjangoRecorder:
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
-        """Translate errors; let a worker thread's connection close with it."""
-        try:
-            with translate_errors(
-                self.dialect.is_missing_table, self._describe_missing
-            ):
-                yield
-        finally:
-            close_at_thread_exit(self.using)
+        """Translate errors; close what a worker thread opened (see threads.py)."""
+        with (
+            connection_scope(self.connection),
+            translate_errors(self.dialect.is_missing_table, self._describe_missing),
+        ):
+            yield
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[CursorWrapper]:
@@ -111,9 +109,9 @@ class DjangoRecorder:
             self._errors(),
             self.dialect.write_lock(),
             transaction.atomic(using=self.using),
-            self.connection.cursor() as c,
+            self.connection.cursor() as cursor,
         ):
-            yield c
+            yield cursor
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[CursorWrapper]:

@@ -5,12 +5,10 @@ It creates no table: each application's tables are made by the factory
 :mod:`eventsourcing_django.operations`.
 """
 
-from typing import ClassVar
-
 from django.db import migrations
 
 
 class Migration(migrations.Migration):
     initial = True
-    dependencies: ClassVar[list[tuple[str, str]]] = []
-    operations: ClassVar[list[migrations.operations.base.Operation]] = []
+    dependencies = []
+    operations = []
