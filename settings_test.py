@@ -31,6 +31,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "eventsourcing_django",
     "tests.testapp",
+    # Holds the migrations that the tests of operations and commands write.
+    "tests.routedapp",
 ]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 ROOT_URLCONF = "tests.testapp.urls"

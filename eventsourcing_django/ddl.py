@@ -27,9 +27,16 @@ def create_table(using: str, dialect: Dialect, kind: Kind, table: str) -> bool:
             dialect.serialize_ddl(cursor, table)
             if dialect.table_exists(cursor, table):
                 return False
-            for statement in dialect.create_table_statements(kind, table):
+            for statement in create_table_statements(dialect, kind, table):
                 cursor.execute(statement)
     return True
+
+
+def create_table_statements(dialect: Dialect, kind: Kind, table: str) -> list[str]:
+    """The statements that create ``table`` (and its schema), each idempotent."""
+    return dialect.create_schema_statements() + dialect.create_table_statements(
+        kind, table
+    )
 
 
 def drop_table(using: str, dialect: Dialect, table: str) -> bool:

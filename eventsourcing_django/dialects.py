@@ -57,6 +57,10 @@ class Dialect:
 
     # DDL ---------------------------------------------------------------------
 
+    def create_schema_statements(self) -> list[str]:
+        """Statements that make the schema the tables are pinned to, if missing."""
+        return []
+
     def create_table_statements(self, kind: Kind, table: str) -> list[str]:
         raise NotImplementedError
 
@@ -151,6 +155,11 @@ class PostgresDialect(Dialect):
         " autovacuum_analyze_scale_factor = 0.01)"
     )
 
+    def create_schema_statements(self) -> list[str]:
+        if self.schema is None:
+            return []
+        return [f"CREATE SCHEMA IF NOT EXISTS {self.quote(self.schema)}"]
+
     def create_table_statements(self, kind: Kind, table: str) -> list[str]:
         # The same DDL as eventsourcing.postgres, so the two can share tables.
         t = self.qualify(table)
@@ -190,11 +199,17 @@ class PostgresDialect(Dialect):
 
     def serialize_ddl(self, cursor: CursorWrapper, table: str) -> None:
         # Two sessions running CREATE TABLE IF NOT EXISTS at once can both decide
-        # to create it and one fails on a duplicate key in pg_type.
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(hashtext(%s))",
-            [f"eventsourcing_django:{self.qualify(table)}"],
-        )
+        # to create it and one fails on a duplicate key in pg_type; the same goes
+        # for CREATE SCHEMA IF NOT EXISTS and pg_namespace. Always the schema's
+        # lock first, so two creators cannot wait for each other.
+        keys = [self.qualify(table)]
+        if self.schema is not None:
+            keys.insert(0, f"schema {self.quote(self.schema)}")
+        for key in keys:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))",
+                [f"eventsourcing_django:{key}"],
+            )
 
     def insert_events_statement(
         self, table: str, *, count: int, returning: bool

@@ -4,7 +4,8 @@ Set ``PERSISTENCE_MODULE=eventsourcing_django`` (or the legacy
 ``INFRASTRUCTURE_FACTORY=eventsourcing_django.factory:Factory``) in an
 application's environment. The factory gives each application its own tables,
 named after the application, on the database alias chosen by ``DJANGO_DB_ALIAS``
-or by the database routers.
+or by the database routers (``EVENTSOURCING_DATABASES``), in the PostgreSQL schema
+chosen by ``DJANGO_SCHEMA`` or ``EVENTSOURCING_SCHEMAS``, if any.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import Environment, EnvType, resolve_topic, strtobool
 
 from eventsourcing_django.builder import OriginatorIDType
+from eventsourcing_django.conf import schema_for_application
 from eventsourcing_django.recorders import (
     DjangoAggregateRecorder,
     DjangoApplicationRecorder,
@@ -55,7 +57,12 @@ class Factory(InfrastructureFactory[DjangoTrackingRecorder]):
         self.tables = ApplicationTables.for_application(self.env.name)
         self.lock_timeout = self._env_lock_timeout()
         self.originator_id_type = self._env_originator_id_type()
-        self.schema: str | None = self.env.get(self.DJANGO_SCHEMA) or None
+        # The application's env wins over the project's settings.
+        self.schema: str | None = (
+            self.env.get(self.DJANGO_SCHEMA)
+            or schema_for_application(self.env.name)
+            or None
+        )
 
     def _env_lock_timeout(self) -> float:
         value = self.env.get(self.DJANGO_LOCK_TIMEOUT) or "0"

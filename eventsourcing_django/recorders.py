@@ -147,6 +147,7 @@ class DjangoAggregateRecorder(DjangoRecorder, AggregateRecorder):
         return build_model(
             self.kind,
             self.table,
+            application_name=self.application_name,
             schema=self.schema,
             originator_id_type=self.originator_id_type,
         )
@@ -361,7 +362,12 @@ class DjangoTrackingRecorder(DjangoRecorder, TrackingRecorder):
     @cached_property
     def tracking_model(self) -> type[models.Model]:
         """The Django model of the tracking table."""
-        return build_model("tracking", self.tracking_table, schema=self.schema)
+        return build_model(
+            "tracking",
+            self.tracking_table,
+            application_name=self.application_name,
+            schema=self.schema,
+        )
 
     @contextlib.contextmanager
     def tracking_transaction(self) -> Iterator[CursorWrapper]:

@@ -1,4 +1,12 @@
+"""What this database collects: some tests are about one vendor only."""
+
+from __future__ import annotations
+
 import os
+
+import pytest
+
+from tests.base import POSTGRES_ONLY, is_postgres
 
 # Tests of PostgreSQL-only behaviour are collected only when the suite runs on
 # PostgreSQL (ESDJ_DATABASE=postgres); the CI runs it on every database and driver.
@@ -20,3 +28,12 @@ def pytest_sessionfinish() -> None:
     suffix = os.environ.get("ESDJ_TEST_SUFFIX", "")
     if suffix:
         shutil.rmtree(Path(tempfile.gettempdir()) / f"esdj{suffix}", ignore_errors=True)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if is_postgres():
+        return "eventsourcing_django: collecting the PostgreSQL-only classes too"
+    return (
+        "eventsourcing_django: PostgreSQL-only tests (tests/postgres/, and the "
+        f"schema test classes) are not collected: {POSTGRES_ONLY}"
+    )
