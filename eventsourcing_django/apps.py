@@ -11,3 +11,12 @@ class EventsourcingDjangoConfig(AppConfig):
         from eventsourcing_django.checks import TAG, check_settings
 
         checks.register(check_settings, TAG)
+
+        from django.conf import settings
+
+        if "django_tenants" in settings.INSTALLED_APPS and hasattr(
+            settings, "TENANT_MODEL"
+        ):
+            from eventsourcing_django.tenants import connect_signals
+
+            connect_signals()

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 DATABASES_SETTING = "EVENTSOURCING_DATABASES"
 SCHEMAS_SETTING = "EVENTSOURCING_SCHEMAS"
@@ -59,3 +60,16 @@ def database_for_application(application_name: str) -> str | None:
 def schema_for_application(application_name: str) -> str | None:
     """The schema ``EVENTSOURCING_SCHEMAS`` gives the application, if any."""
     return _lookup(SCHEMAS_SETTING, application_name)
+
+
+def tenant_schema(connection: BaseDatabaseWrapper) -> str | None:
+    """The schema django-tenants has set on ``connection``, if it manages it.
+
+    With django-tenants, unqualified names resolve through a search path that
+    ends with ``public``, so a tenant's missing table silently becomes public's:
+    tables on such a connection are always pinned to a schema.
+    """
+    if not hasattr(connection, "set_schema"):
+        return None
+    schema = getattr(connection, "schema_name", None)
+    return schema if isinstance(schema, str) and schema else None

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from eventsourcing_django.builder import Kind, OriginatorIDType
 
 
+#: Our tables' comments start with this, followed by their kind.
+TABLE_COMMENT_PREFIX = "eventsourcing_django:"
+
+
 class Dialect:
     """SQL for one vendor; subclasses fill in what differs."""
 
@@ -70,6 +74,14 @@ class Dialect:
     def truncate_table_statements(self, table: str) -> list[tuple[str, list[Any]]]:
         """Delete every row and restart the table's notification IDs at 1."""
         raise NotImplementedError
+
+    def reset_statements(self, kind: Kind, table: str) -> list[tuple[str, list[Any]]]:
+        """Empty ``table`` as when it was created (IDs from 1, markers kept)."""
+        return self.truncate_table_statements(table)
+
+    def marked_tables(self, cursor: CursorWrapper) -> list[tuple[Kind, str]]:
+        """Our tables in this dialect's schema, as their comments tell."""
+        raise NotSupportedError(f"{self.vendor} has no table comments to read")
 
     def table_exists(self, cursor: CursorWrapper, table: str) -> bool:
         raise NotImplementedError
@@ -161,17 +173,18 @@ class PostgresDialect(Dialect):
         return [f"CREATE SCHEMA IF NOT EXISTS {self.quote(self.schema)}"]
 
     def create_table_statements(self, kind: Kind, table: str) -> list[str]:
-        # The same DDL as eventsourcing.postgres, so the two can share tables.
+        # The same DDL as eventsourcing.postgres, so the two can share tables,
+        # and a comment that tells our tables from others (django-tenants copies
+        # it when it clones a schema: see tenants.py).
         t = self.qualify(table)
+        comment = f"COMMENT ON TABLE {t} IS '{TABLE_COMMENT_PREFIX}{kind}'"
         if kind == "tracking":
             return [
                 f"CREATE TABLE IF NOT EXISTS {t} (application_name text, "
                 "notification_id bigint, PRIMARY KEY (application_name))"
                 + self._STORAGE,
-                # eventsourcing.postgres marks its single-row tracking tables with
-                # this row; without it, it would migrate (rename) our table.
-                f"INSERT INTO {t} VALUES ('__migration__', 1) "
-                "ON CONFLICT (application_name) DO NOTHING",
+                *self._tracking_marker(t),
+                comment,
             ]
         id_type = self.originator_id_type
         notification_id = "notification_id bigserial, " if kind == "events" else ""
@@ -187,10 +200,53 @@ class PostgresDialect(Dialect):
                 f"CREATE UNIQUE INDEX IF NOT EXISTS {index} "
                 f"ON {t} (notification_id ASC)"
             )
+        statements.append(comment)
         return statements
 
+    @staticmethod
+    def _tracking_marker(qualified: str) -> list[str]:
+        # eventsourcing.postgres marks its single-row tracking tables with this
+        # row; without it, it would migrate (rename) our table.
+        return [
+            f"INSERT INTO {qualified} VALUES ('__migration__', 1) "
+            "ON CONFLICT (application_name) DO NOTHING"
+        ]
+
     def truncate_table_statements(self, table: str) -> list[tuple[str, list[Any]]]:
-        return [(f"TRUNCATE {self.qualify(table)} RESTART IDENTITY", [])]
+        t = self.qualify(table)
+        return [
+            (f"TRUNCATE {t}", []),
+            # RESTART IDENTITY only restarts sequences the table owns; a schema
+            # cloned by django-tenants has its sequence set from the template's.
+            (
+                "SELECT setval(pg_get_serial_sequence(%s, 'notification_id'), "
+                "1, false) FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+                "AND attname = 'notification_id'",
+                [t, t],
+            ),
+        ]
+
+    def reset_statements(self, kind: Kind, table: str) -> list[tuple[str, list[Any]]]:
+        if kind == "tracking":
+            t = self.qualify(table)
+            return [(f"TRUNCATE {t}", []), *((s, []) for s in self._tracking_marker(t))]
+        return self.truncate_table_statements(table)
+
+    def marked_tables(self, cursor: CursorWrapper) -> list[tuple[Kind, str]]:
+        cursor.execute(
+            "SELECT obj_description(c.oid, 'pg_class'), c.relname FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relkind = 'r' "
+            "AND obj_description(c.oid, 'pg_class') LIKE %s",
+            [self.schema, TABLE_COMMENT_PREFIX + "%"],
+        )
+        kinds = {"events", "snapshots", "tracking"}
+        found: list[tuple[Kind, str]] = []
+        for comment, table in cursor.fetchall():
+            kind = comment[len(TABLE_COMMENT_PREFIX) :]
+            if kind in kinds:
+                found.append((kind, table))
+        return found
 
     def table_exists(self, cursor: CursorWrapper, table: str) -> bool:
         cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [self.qualify(table)])

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from django.db import router
+from django.db import connections, router
 from django.db.migrations.operations.base import Operation, OperationCategory
 
 from eventsourcing_django.builder import Kind, OriginatorIDType, build_model
-from eventsourcing_django.conf import schema_for_application
+from eventsourcing_django.conf import schema_for_application, tenant_schema
 from eventsourcing_django.ddl import create_table, create_table_statements, drop_table
 from eventsourcing_django.dialects import Dialect, dialect_for
 from eventsourcing_django.routers import APPLICATION_HINT
@@ -35,6 +35,7 @@ from eventsourcing_django.tables import ApplicationTables, check_schema_name
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from django.db.backends.base.base import BaseDatabaseWrapper
     from django.db.backends.base.schema import BaseDatabaseSchemaEditor
     from django.db.migrations.state import ProjectState
 
@@ -104,15 +105,20 @@ class ApplicationTablesOperation(Operation):
     def references_model(self, name: str, app_label: str) -> bool:
         return False
 
-    def _schema(self) -> str | None:
-        # Read when the migration runs, as the recorders read it when they start.
-        schema = self.schema or schema_for_application(self.application_name)
+    def _schema(self, connection: BaseDatabaseWrapper) -> str | None:
+        # Read when the migration runs, as the recorders read it when they start;
+        # under django-tenants' migrate_schemas, the schema being migrated.
+        schema = (
+            self.schema
+            or schema_for_application(self.application_name)
+            or tenant_schema(connection)
+        )
         return check_schema_name(schema) if schema else None
 
     def _dialect(self, schema_editor: BaseDatabaseSchemaEditor) -> Dialect:
         return dialect_for(
             schema_editor.connection,
-            schema=self._schema(),
+            schema=self._schema(schema_editor.connection),
             originator_id_type=self.originator_id_type,
         )
 
@@ -125,7 +131,7 @@ class ApplicationTablesOperation(Operation):
             "events",
             self.tables.events,
             application_name=self.application_name,
-            schema=self._schema(),
+            schema=self._schema(connections[alias]),
         )
         hints = {"model": model, APPLICATION_HINT: self.application_name}
         return router.allow_migrate(

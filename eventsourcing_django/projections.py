@@ -46,6 +46,7 @@ from eventsourcing_django.recorders import (
     DjangoRecorder,
     DjangoTrackingRecorder,
 )
+from eventsourcing_django.tenants import use_schema
 
 logger = logging.getLogger("eventsourcing_django.projections")
 
@@ -79,7 +80,10 @@ def tracked(
             msg = f"'tracking' must be a Tracking object, got {tracking!r}"
             raise TypeError(msg)
         try:
-            with self.tracking_transaction() as cursor:
+            with (
+                use_schema(self.connection, self.schema),
+                self.tracking_transaction() as cursor,
+            ):
                 try:
                     self._insert_tracking(cursor, tracking)
                 except IntegrityError:
@@ -106,7 +110,10 @@ class DjangoProjectionView(DjangoTrackingRecorder):
 
     def reset(self) -> None:
         """Delete the view's rows and its tracking, together."""
-        with self.tracking_transaction() as cursor:
+        with (
+            use_schema(self.connection, self.schema),
+            self.tracking_transaction() as cursor,
+        ):
             for model in self.models:
                 model._default_manager.using(self.using).all().delete()
             cursor.execute(

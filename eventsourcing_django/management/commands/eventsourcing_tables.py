@@ -16,7 +16,7 @@ from django.db import connections
 from eventsourcing.persistence import NotSupportedError, PersistenceError
 
 from eventsourcing_django.builder import Kind
-from eventsourcing_django.conf import schema_for_application
+from eventsourcing_django.conf import schema_for_application, tenant_schema
 from eventsourcing_django.ddl import create_table, drop_table
 from eventsourcing_django.dialects import Dialect, dialect_for
 from eventsourcing_django.routers import alias_for_application
@@ -146,6 +146,8 @@ class Command(BaseCommand):
                 f"{', '.join(map(repr, connections))}."
             )
             raise CommandError(msg)
+        # Under django-tenants (tenant_command, all_tenants_command): the tenant's.
+        schema = schema or tenant_schema(connections[alias])
         if alias != routed and self.verbosity >= 1:
             self.stderr.write(
                 self.style.WARNING(
