@@ -294,3 +294,42 @@ class TestSyncFollowers(DjangoDBTestCase):
             call_command("sync_followers", "Nobody")
         self.assertIn("Unknown followers: Nobody", str(info.exception))
         self.assertIn("WorldCounter", str(info.exception))
+
+
+class TestProgress(DjangoDBTestCase):
+    def test_a_terminal_gets_a_progress_bar_and_a_log_gets_lines(self) -> None:
+        from eventsourcing_django.management.commands.run_projections import (
+            ProgressBar,
+            ProgressLog,
+        )
+
+        screen = StringIO()
+        bar = ProgressBar(screen, "WorldSummary")
+        bar(0, 200)
+        bar(100, 200)  # too soon after the last redraw: skipped
+        bar(200, 200)
+        self.assertEqual(
+            screen.getvalue(),
+            "\rWorldSummary [" + "." * 30 + "] 0/200"
+            "\rWorldSummary [" + "#" * 30 + "] 200/200\n",
+        )
+        with self.assertLogs("eventsourcing_django.projections", "INFO") as logs:
+            log = ProgressLog("WorldSummary", every=0.0)
+            log(50, 200)
+            log(200, 200)
+        self.assertEqual(
+            [r.getMessage() for r in logs.records],
+            [
+                "WorldSummary: caught up to 50 of 200",
+                "WorldSummary: caught up to 200 of 200",
+            ],
+        )
+
+    def test_the_worker_logs_its_progress_when_no_terminal_is_attached(self) -> None:
+        write_worlds(Universe(env=ENV), worlds=2, things_each=1)
+        with self.assertLogs("eventsourcing_django.projections", "INFO") as logs:
+            call_command("run_projections", "WorldSummary", "--catch-up-only")
+        messages = [r.getMessage() for r in logs.records]
+        self.assertIn("WorldSummary: catching up from 0", messages)
+        self.assertIn("WorldSummary: caught up to 4 of 4", messages)
+        self.assertIn("WorldSummary: processed 4 events while catching up", messages)
