@@ -2,8 +2,8 @@
 
 ``ESDJ_DATABASE`` picks the database: ``sqlite`` (a file, the default) or
 ``postgres`` (127.0.0.1:5432, user postgres; ``ESDJ_PG_DRIVER=psycopg2`` uses
-psycopg2 instead of psycopg 3). ``ESDJ_TEST_SUFFIX`` keeps the test databases of
-runs that go at once apart.
+psycopg2 instead of psycopg 3). ``ESDJ_TEST_SUFFIX`` (default: the process ID)
+keeps the test databases of runs that go at once apart.
 """
 
 import os
@@ -13,7 +13,9 @@ from pathlib import Path
 
 DATABASE = os.environ.get("ESDJ_DATABASE", "sqlite")
 PG_DRIVER = os.environ.get("ESDJ_PG_DRIVER", "psycopg")
-SUFFIX = os.environ.get("ESDJ_TEST_SUFFIX", "")
+# Test runs that go at once must not share test databases: by default each run
+# has its own, and the processes it starts inherit the suffix.
+SUFFIX = os.environ.setdefault("ESDJ_TEST_SUFFIX", f"_{os.getpid()}")
 
 if DATABASE == "postgres" and PG_DRIVER == "psycopg2":
     # Django prefers psycopg 3 when both drivers are installed; hide it.
@@ -22,12 +24,52 @@ if DATABASE == "postgres" and PG_DRIVER == "psycopg2":
 SECRET_KEY = "eventsourcing-django-tests"
 USE_TZ = True
 INSTALLED_APPS = [
-    "django.contrib.contenttypes",
+    "django.contrib.admin",
     "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
     "eventsourcing_django",
     "tests.testapp",
+    # Holds the migrations that the tests of operations and commands write.
+    "tests.routedapp",
 ]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+ROOT_URLCONF = "tests.testapp.urls"
+MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+# The projection example of the README (tests/testapp/projections.py).
+EVENTSOURCING_PROJECTIONS = {
+    "WorldSummary": {
+        "application": "tests.testapp.domain:Universe",
+        "projection": "tests.testapp.projections:WorldSummaryProjection",
+        "view": "tests.testapp.projections:WorldSummaryView",
+    },
+    # An event-sourced projection: its state is an application of its own.
+    "Counters": {
+        "application": "tests.testapp.domain:Universe",
+        "projection": "eventsourcing.tests.projection:Counters",
+    },
+}
 
 
 def _postgres(name: str) -> dict[str, object]:
@@ -61,3 +103,9 @@ def _sqlite(name: str) -> dict[str, object]:
 
 _make = _postgres if DATABASE == "postgres" else _sqlite
 DATABASES = {"default": _make("default"), "other": _make("other")}
+
+if os.environ.get("ESDJ_USE_TEST_DATABASES"):
+    # For processes that tests start (a projection worker): use the databases
+    # that the test run created.
+    for _settings in DATABASES.values():
+        _settings["NAME"] = _settings["TEST"]["NAME"]  # type: ignore[index]

@@ -1,7 +1,22 @@
 from django.apps import AppConfig
+from django.core import checks
 
 
 class EventsourcingDjangoConfig(AppConfig):
     name = "eventsourcing_django"
     verbose_name = "Event sourcing"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from eventsourcing_django.checks import TAG, check_settings
+
+        checks.register(check_settings, TAG)
+
+        from django.conf import settings
+
+        if "django_tenants" in settings.INSTALLED_APPS and hasattr(
+            settings, "TENANT_MODEL"
+        ):
+            from eventsourcing_django.tenants import connect_signals
+
+            connect_signals()

@@ -24,6 +24,10 @@ dynamic_apps = Apps()
 _cache: dict[tuple[str, str, str | None, str], type[models.Model]] = {}
 _lock = threading.Lock()
 
+#: The class attribute of a per-application model that names its application.
+APPLICATION_ATTRIBUTE = "eventsourcing_application"
+
+
 def qualified_db_table(table: str, schema: str | None) -> str:
     """The ``db_table`` for ``table`` in ``schema`` (quoted when qualified)."""
     if schema is None:
@@ -38,10 +42,15 @@ def build_model(
     kind: Kind,
     table: str,
     *,
+    application_name: str,
     schema: str | None = None,
     originator_id_type: OriginatorIDType = "uuid",
 ) -> type[models.Model]:
-    """Return the model class of ``table``, building it on first use."""
+    """Return the model class of ``table``, building it on first use.
+
+    The class names its application (:func:`application_of`), so that routers can
+    place it. Names that differ only in case share tables, and so share a class.
+    """
     key = (kind, table, schema, originator_id_type)
     try:
         return _cache[key]
@@ -49,12 +58,26 @@ def build_model(
         pass
     with _lock:
         if key not in _cache:
-            _cache[key] = _build(kind, table, schema, originator_id_type)
+            _cache[key] = _build(
+                kind, table, application_name, schema, originator_id_type
+            )
         return _cache[key]
 
 
+def application_of(model: type[models.Model]) -> str | None:
+    """The application whose table ``model`` is, or None if not one of ours."""
+    if model._meta.apps is not dynamic_apps:
+        return None
+    name = getattr(model, APPLICATION_ATTRIBUTE, None)
+    return name if isinstance(name, str) else None
+
+
 def _build(
-    kind: Kind, table: str, schema: str | None, originator_id_type: OriginatorIDType
+    kind: Kind,
+    table: str,
+    application_name: str,
+    schema: str | None,
+    originator_id_type: OriginatorIDType,
 ) -> type[models.Model]:
     # Imported here: this module is loaded before Django's apps are ready.
     from eventsourcing_django.models import (
@@ -91,7 +114,11 @@ def _build(
             "verbose_name": ".".join(p for p in (schema, table) if p),
         },
     )
-    attrs: dict[str, object] = {"__module__": __name__, "Meta": meta}
+    attrs: dict[str, object] = {
+        "__module__": __name__,
+        "Meta": meta,
+        APPLICATION_ATTRIBUTE: application_name,
+    }
     if kind != "tracking" and originator_id_type == "text":
         attrs["originator_id"] = models.TextField()
     return type(class_name, (base,), attrs)

@@ -27,9 +27,16 @@ def create_table(using: str, dialect: Dialect, kind: Kind, table: str) -> bool:
             dialect.serialize_ddl(cursor, table)
             if dialect.table_exists(cursor, table):
                 return False
-            for statement in dialect.create_table_statements(kind, table):
+            for statement in create_table_statements(dialect, kind, table):
                 cursor.execute(statement)
     return True
+
+
+def create_table_statements(dialect: Dialect, kind: Kind, table: str) -> list[str]:
+    """The statements that create ``table`` (and its schema), each idempotent."""
+    return dialect.create_schema_statements() + dialect.create_table_statements(
+        kind, table
+    )
 
 
 def drop_table(using: str, dialect: Dialect, table: str) -> bool:
@@ -41,4 +48,21 @@ def drop_table(using: str, dialect: Dialect, table: str) -> bool:
         with dialect.write_lock(), transaction.atomic(using=using):
             for statement in dialect.drop_table_statements(table):
                 cursor.execute(statement)
+    return True
+
+
+def truncate_table(using: str, dialect: Dialect, table: str) -> bool:
+    """Delete every row of ``table`` and restart its notification IDs at 1;
+    return whether the table exists."""
+    connection = connections[using]
+    with (
+        translate_errors(_no_missing_table, str),
+        dialect.write_lock(),
+        transaction.atomic(using=using),
+        connection.cursor() as cursor,
+    ):
+        if not dialect.table_exists(cursor, table):
+            return False
+        for statement, params in dialect.truncate_table_statements(table):
+            cursor.execute(statement, params)
     return True

@@ -28,6 +28,10 @@ if TYPE_CHECKING:
     from eventsourcing_django.builder import Kind, OriginatorIDType
 
 
+#: Our tables' comments start with this, followed by their kind.
+TABLE_COMMENT_PREFIX = "eventsourcing_django:"
+
+
 class Dialect:
     """SQL for one vendor; subclasses fill in what differs."""
 
@@ -57,11 +61,27 @@ class Dialect:
 
     # DDL ---------------------------------------------------------------------
 
+    def create_schema_statements(self) -> list[str]:
+        """Statements that make the schema the tables are pinned to, if missing."""
+        return []
+
     def create_table_statements(self, kind: Kind, table: str) -> list[str]:
         raise NotImplementedError
 
     def drop_table_statements(self, table: str) -> list[str]:
         return [f"DROP TABLE IF EXISTS {self.qualify(table)}"]
+
+    def truncate_table_statements(self, table: str) -> list[tuple[str, list[Any]]]:
+        """Delete every row and restart the table's notification IDs at 1."""
+        raise NotImplementedError
+
+    def reset_statements(self, kind: Kind, table: str) -> list[tuple[str, list[Any]]]:
+        """Empty ``table`` as when it was created (IDs from 1, markers kept)."""
+        return self.truncate_table_statements(table)
+
+    def marked_tables(self, cursor: CursorWrapper) -> list[tuple[Kind, str]]:
+        """Our tables in this dialect's schema, as their comments tell."""
+        raise NotSupportedError(f"{self.vendor} has no table comments to read")
 
     def table_exists(self, cursor: CursorWrapper, table: str) -> bool:
         raise NotImplementedError
@@ -199,18 +219,24 @@ class PostgresDialect(Dialect):
         " autovacuum_analyze_scale_factor = 0.01)"
     )
 
+    def create_schema_statements(self) -> list[str]:
+        if self.schema is None:
+            return []
+        return [f"CREATE SCHEMA IF NOT EXISTS {self.quote(self.schema)}"]
+
     def create_table_statements(self, kind: Kind, table: str) -> list[str]:
-        # The same DDL as eventsourcing.postgres, so the two can share tables.
+        # The same DDL as eventsourcing.postgres, so the two can share tables,
+        # and a comment that tells our tables from others (django-tenants copies
+        # it when it clones a schema: see tenants.py).
         t = self.qualify(table)
+        comment = f"COMMENT ON TABLE {t} IS '{TABLE_COMMENT_PREFIX}{kind}'"
         if kind == "tracking":
             return [
                 f"CREATE TABLE IF NOT EXISTS {t} (application_name text, "
                 "notification_id bigint, PRIMARY KEY (application_name))"
                 + self._STORAGE,
-                # eventsourcing.postgres marks its single-row tracking tables with
-                # this row; without it, it would migrate (rename) our table.
-                f"INSERT INTO {t} VALUES ('__migration__', 1) "
-                "ON CONFLICT (application_name) DO NOTHING",
+                *self._tracking_marker(t),
+                comment,
             ]
         id_type = self.originator_id_type
         notification_id = "notification_id bigserial, " if kind == "events" else ""
@@ -226,7 +252,53 @@ class PostgresDialect(Dialect):
                 f"CREATE UNIQUE INDEX IF NOT EXISTS {index} "
                 f"ON {t} (notification_id ASC)"
             )
+        statements.append(comment)
         return statements
+
+    @staticmethod
+    def _tracking_marker(qualified: str) -> list[str]:
+        # eventsourcing.postgres marks its single-row tracking tables with this
+        # row; without it, it would migrate (rename) our table.
+        return [
+            f"INSERT INTO {qualified} VALUES ('__migration__', 1) "
+            "ON CONFLICT (application_name) DO NOTHING"
+        ]
+
+    def truncate_table_statements(self, table: str) -> list[tuple[str, list[Any]]]:
+        t = self.qualify(table)
+        return [
+            (f"TRUNCATE {t}", []),
+            # RESTART IDENTITY only restarts sequences the table owns; a schema
+            # cloned by django-tenants has its sequence set from the template's.
+            (
+                "SELECT setval(pg_get_serial_sequence(%s, 'notification_id'), "
+                "1, false) FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+                "AND attname = 'notification_id'",
+                [t, t],
+            ),
+        ]
+
+    def reset_statements(self, kind: Kind, table: str) -> list[tuple[str, list[Any]]]:
+        if kind == "tracking":
+            t = self.qualify(table)
+            return [(f"TRUNCATE {t}", []), *((s, []) for s in self._tracking_marker(t))]
+        return self.truncate_table_statements(table)
+
+    def marked_tables(self, cursor: CursorWrapper) -> list[tuple[Kind, str]]:
+        cursor.execute(
+            "SELECT obj_description(c.oid, 'pg_class'), c.relname FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relkind = 'r' "
+            "AND obj_description(c.oid, 'pg_class') LIKE %s",
+            [self.schema, TABLE_COMMENT_PREFIX + "%"],
+        )
+        kinds = {"events", "snapshots", "tracking"}
+        found: list[tuple[Kind, str]] = []
+        for comment, table in cursor.fetchall():
+            kind = comment[len(TABLE_COMMENT_PREFIX) :]
+            if kind in kinds:
+                found.append((kind, table))
+        return found
 
     def table_exists(self, cursor: CursorWrapper, table: str) -> bool:
         cursor.execute("SELECT to_regclass(%s) IS NOT NULL", [self.qualify(table)])
@@ -235,11 +307,17 @@ class PostgresDialect(Dialect):
 
     def serialize_ddl(self, cursor: CursorWrapper, table: str) -> None:
         # Two sessions running CREATE TABLE IF NOT EXISTS at once can both decide
-        # to create it and one fails on a duplicate key in pg_type.
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(hashtext(%s))",
-            [f"eventsourcing_django:{self.qualify(table)}"],
-        )
+        # to create it and one fails on a duplicate key in pg_type; the same goes
+        # for CREATE SCHEMA IF NOT EXISTS and pg_namespace. Always the schema's
+        # lock first, so two creators cannot wait for each other.
+        keys = [self.qualify(table)]
+        if self.schema is not None:
+            keys.insert(0, f"schema {self.quote(self.schema)}")
+        for key in keys:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))",
+                [f"eventsourcing_django:{key}"],
+            )
 
     #: Up to this many rows an insert lists them in VALUES; beyond, it sends four
     #: arrays, unnested into rows. Drivers that bind client-side quote and the
@@ -381,6 +459,20 @@ class SQLiteDialect(Dialect):
             "state BLOB NOT NULL, PRIMARY KEY (originator_id, originator_version)) "
             "WITHOUT ROWID"
         ]
+
+    def truncate_table_statements(self, table: str) -> list[tuple[str, list[Any]]]:
+        statements: list[tuple[str, list[Any]]] = [
+            (f"DELETE FROM {self.qualify(table)}", [])
+        ]
+        # AUTOINCREMENT keeps its high-water mark in sqlite_sequence.
+        statements.append(
+            (
+                "DELETE FROM sqlite_sequence WHERE name = %s AND EXISTS "
+                "(SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence')",
+                [table],
+            )
+        )
+        return statements
 
     def table_exists(self, cursor: CursorWrapper, table: str) -> bool:
         cursor.execute(

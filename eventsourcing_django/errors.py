@@ -30,13 +30,17 @@ def missing_table_message(
     application_name: str, tables: Sequence[str], alias: str, schema: str | None
 ) -> str:
     where = f"database {alias!r}" + (f", schema {schema!r}" if schema else "")
+    command = f"manage.py eventsourcing_tables create {application_name} " + (
+        f"--database {alias}" + (f" --schema {schema}" if schema else "")
+    )
     return (
         f"{', '.join(repr(t) for t in tables)} of application "
         f"{application_name!r} not found in {where}. Create the tables with the "
         f"migration operation CreateApplicationTables({application_name!r}) from "
-        "eventsourcing_django.operations and run 'manage.py migrate', or with "
-        "'manage.py eventsourcing_tables create', or let the factory create "
-        "them at start-up (application env CREATE_TABLE=y, the default)"
+        "eventsourcing_django.operations and run 'manage.py migrate' (or "
+        f"'manage.py eventsourcing_makemigration'), or with '{command}', or let "
+        "the factory create them at start-up (application env CREATE_TABLE=y, "
+        "the default)"
     )
 
 

@@ -4,13 +4,15 @@ Set ``PERSISTENCE_MODULE=eventsourcing_django`` (or the legacy
 ``INFRASTRUCTURE_FACTORY=eventsourcing_django.factory:Factory``) in an
 application's environment. The factory gives each application its own tables,
 named after the application, on the database alias chosen by ``DJANGO_DB_ALIAS``
-or by the database routers.
+or by the database routers (``EVENTSOURCING_DATABASES``), in the PostgreSQL schema
+chosen by ``DJANGO_SCHEMA`` or ``EVENTSOURCING_SCHEMAS``, if any.
 """
 
 from __future__ import annotations
 
 from typing import Any, TypeVar, cast
 
+from django.db import connections
 from eventsourcing.persistence import (
     AggregateRecorder,
     ApplicationRecorder,
@@ -20,6 +22,7 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import Environment, EnvType, resolve_topic, strtobool
 
 from eventsourcing_django.builder import OriginatorIDType
+from eventsourcing_django.conf import schema_for_application, tenant_schema
 from eventsourcing_django.recorders import (
     DjangoAggregateRecorder,
     DjangoApplicationRecorder,
@@ -27,7 +30,7 @@ from eventsourcing_django.recorders import (
     DjangoRecorder,
     DjangoTrackingRecorder,
 )
-from eventsourcing_django.tables import ApplicationTables
+from eventsourcing_django.tables import ApplicationTables, check_schema_name
 
 TDjangoTrackingRecorder = TypeVar(
     "TDjangoTrackingRecorder", bound=DjangoTrackingRecorder
@@ -55,7 +58,15 @@ class Factory(InfrastructureFactory[DjangoTrackingRecorder]):
         self.tables = ApplicationTables.for_application(self.env.name)
         self.lock_timeout = self._env_lock_timeout()
         self.originator_id_type = self._env_originator_id_type()
-        self.schema: str | None = self.env.get(self.DJANGO_SCHEMA) or None
+        # The application's env wins over the project's settings; with
+        # django-tenants, the tenant's schema at construction (see _construct).
+        self.schema: str | None = (
+            self.env.get(self.DJANGO_SCHEMA)
+            or schema_for_application(self.env.name)
+            or None
+        )
+        if self.schema is not None:
+            check_schema_name(self.schema)
 
     def _env_lock_timeout(self) -> float:
         value = self.env.get(self.DJANGO_LOCK_TIMEOUT) or "0"
@@ -94,10 +105,18 @@ class Factory(InfrastructureFactory[DjangoTrackingRecorder]):
         return alias_for_application(self.env.name, schema=self.schema)
 
     def _construct(self, cls: type[R], **kwargs: Any) -> R:
+        using = self.database_alias()
+        if using not in connections:
+            msg = (
+                f"Database alias {using!r} of application {self.env.name!r} "
+                "is not in settings.DATABASES"
+            )
+            raise ValueError(msg)
+        schema = self.schema or tenant_schema(connections[using])
         recorder = cls(
             self.env.name,
-            using=self.database_alias(),
-            schema=self.schema,
+            using=using,
+            schema=schema,
             lock_timeout=self.lock_timeout,
             originator_id_type=self.originator_id_type,
             **kwargs,

@@ -45,3 +45,22 @@ class NotificationTrackingRecord(models.Model):
 
     class Meta:
         abstract = True
+
+
+class ProjectionWorker(models.Model):
+    """A process running a projection, as told by its heartbeat.
+
+    ``manage.py run_projections`` keeps one row per projection it runs, on the
+    alias of the projection's tracking, and ``rebuild_projection`` refuses to
+    reset a projection whose worker is alive.
+    """
+
+    name = models.CharField(max_length=200, primary_key=True)
+    pid = models.IntegerField()
+    host = models.CharField(max_length=255)
+    started_at = models.DateTimeField(auto_now_add=True)
+    heartbeat_at = models.DateTimeField()
+    heartbeat_interval = models.FloatField()
+
+    def __str__(self) -> str:
+        return f"{self.name} (process {self.pid} on {self.host})"

@@ -30,7 +30,7 @@ from eventsourcing_django.builder import Kind, OriginatorIDType, build_model
 from eventsourcing_django.dialects import Dialect, dialect_for
 from eventsourcing_django.errors import missing_table_message, translate_errors
 from eventsourcing_django.tables import ApplicationTables, check_schema_name
-from eventsourcing_django.threads import close_at_thread_exit
+from eventsourcing_django.threads import connection_scope
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,9 @@ class DjangoRecorder:
         self.lock_timeout = lock_timeout
         self.originator_id_type = originator_id_type
         self.dialect: Dialect = dialect_for(
-            connections[using], schema=self.schema, originator_id_type=originator_id_type
+            connections[using],
+            schema=self.schema,
+            originator_id_type=originator_id_type,
         )
 
     @property
@@ -96,12 +98,12 @@ class DjangoRecorder:
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
-        """Translate errors; let a worker thread's connection close with it."""
-        try:
-            with translate_errors(self.dialect.is_missing_table, self._describe_missing):
-                yield
-        finally:
-            close_at_thread_exit(self.using)
+        """Translate errors; close what a worker thread opened (see threads.py)."""
+        with (
+            connection_scope(self.connection),
+            translate_errors(self.dialect.is_missing_table, self._describe_missing),
+        ):
+            yield
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[CursorWrapper]:
@@ -112,9 +114,12 @@ class DjangoRecorder:
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[CursorWrapper]:
         """:meth:`_write` without translating errors (for callers that do)."""
-        with self.dialect.write_lock():
-            with transaction.atomic(using=self.using), self.connection.cursor() as c:
-                yield c
+        with (
+            self.dialect.write_lock(),
+            transaction.atomic(using=self.using),
+            self.connection.cursor() as cursor,
+        ):
+            yield cursor
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[CursorWrapper]:
@@ -150,6 +155,7 @@ class DjangoAggregateRecorder(DjangoRecorder, AggregateRecorder):
         return build_model(
             self.kind,
             self.table,
+            application_name=self.application_name,
             schema=self.schema,
             originator_id_type=self.originator_id_type,
         )
@@ -363,7 +369,9 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
         params: list[Any] = []
         if start is not None:
             conditions.append(
-                "notification_id >= %s" if inclusive_of_start else "notification_id > %s"
+                "notification_id >= %s"
+                if inclusive_of_start
+                else "notification_id > %s"
             )
             params.append(start)
         if stop is not None:
@@ -435,7 +443,12 @@ class DjangoTrackingRecorder(DjangoRecorder, TrackingRecorder):
     @cached_property
     def tracking_model(self) -> type[models.Model]:
         """The Django model of the tracking table."""
-        return build_model("tracking", self.tracking_table, schema=self.schema)
+        return build_model(
+            "tracking",
+            self.tracking_table,
+            application_name=self.application_name,
+            schema=self.schema,
+        )
 
     @contextlib.contextmanager
     def tracking_transaction(self) -> Iterator[CursorWrapper]:

@@ -1,10 +1,67 @@
-"""Which database alias holds an application's tables."""
+"""Which database alias holds an application's tables.
+
+Add :class:`EventSourcingRouter` to ``DATABASE_ROUTERS`` and name the alias of each
+application in ``EVENTSOURCING_DATABASES``::
+
+    DATABASE_ROUTERS = ["eventsourcing_django.routers.EventSourcingRouter"]
+    EVENTSOURCING_DATABASES = {"Universe": "events"}
+
+The router answers only for the per-application models and only for the
+applications in the setting; for anything else it returns None, so the routers
+after it (django-tenants' ``TenantSyncRouter``, say) decide.
+"""
 
 from __future__ import annotations
 
-from django.db import router
+from typing import Any
 
-from eventsourcing_django.builder import build_model
+from django.db import models, router
+
+from eventsourcing_django.builder import application_of, build_model
+from eventsourcing_django.conf import database_for_application
+
+#: The hint our migration operations give ``allow_migrate``: the application name.
+APPLICATION_HINT = "eventsourcing_application"
+
+
+class EventSourcingRouter:
+    """Sends each application's tables to the alias the settings name for it."""
+
+    def _alias(self, model: type[models.Model]) -> str | None:
+        application_name = application_of(model)
+        if application_name is None:
+            return None
+        return database_for_application(application_name)
+
+    def db_for_read(self, model: type[models.Model], **hints: Any) -> str | None:
+        return self._alias(model)
+
+    def db_for_write(self, model: type[models.Model], **hints: Any) -> str | None:
+        return self._alias(model)
+
+    def allow_relation(
+        self, obj1: models.Model, obj2: models.Model, **hints: Any
+    ) -> bool | None:
+        alias1, alias2 = self._alias(type(obj1)), self._alias(type(obj2))
+        if alias1 is None or alias2 is None:
+            return None
+        # Rows of two applications can only refer to each other in one database.
+        return alias1 == alias2
+
+    def allow_migrate(
+        self, db: str, app_label: str, model_name: str | None = None, **hints: Any
+    ) -> bool | None:
+        # Our operations name the application; the migration's app_label is the
+        # project app that holds the migration, not ours.
+        application_name = hints.get(APPLICATION_HINT)
+        if application_name is None:
+            model = hints.get("model")
+            if isinstance(model, type) and issubclass(model, models.Model):
+                application_name = application_of(model)
+        if not isinstance(application_name, str):
+            return None
+        alias = database_for_application(application_name)
+        return None if alias is None else db == alias
 
 
 def alias_for_application(application_name: str, *, schema: str | None = None) -> str:
@@ -12,5 +69,10 @@ def alias_for_application(application_name: str, *, schema: str | None = None) -
     from eventsourcing_django.tables import ApplicationTables
 
     tables = ApplicationTables.for_application(application_name)
-    model = build_model("events", tables.events, schema=schema)
+    model = build_model(
+        "events", tables.events, application_name=application_name, schema=schema
+    )
     return router.db_for_write(model) or "default"
+
+
+__all__ = ["APPLICATION_HINT", "EventSourcingRouter", "alias_for_application"]

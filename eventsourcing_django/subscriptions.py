@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from django.db import connections
 from eventsourcing.persistence import ListenNotifySubscription
 
+from eventsourcing_django.threads import keep_connections
+
 if TYPE_CHECKING:
     from eventsourcing_django.recorders import DjangoApplicationRecorder
 
@@ -52,15 +54,17 @@ class DjangoSubscription(ListenNotifySubscription["DjangoApplicationRecorder"]):
                 self._listen_thread.join()
 
     def _loop_on_pull(self) -> None:
-        try:
-            self._pull()
-            while not self._has_been_stopped:
-                self._has_been_notified.wait(timeout=self.poll_interval)
+        # One connection for the life of the subscription, closed when it stops.
+        with keep_connections():
+            try:
                 self._pull()
-        except BaseException as e:
-            if self._thread_error is None:
-                self._thread_error = e
-            self.stop()
+                while not self._has_been_stopped:
+                    self._has_been_notified.wait(timeout=self.poll_interval)
+                    self._pull()
+            except BaseException as e:
+                if self._thread_error is None:
+                    self._thread_error = e
+                self.stop()
 
     def _listen(self) -> None:
         dialect = self._recorder.dialect

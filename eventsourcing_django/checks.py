@@ -1,0 +1,282 @@
+"""System checks of the settings that place applications' tables.
+
+They run with ``manage.py check`` (and before ``migrate`` and ``runserver``), so a
+mistake in ``EVENTSOURCING_DATABASES``, ``EVENTSOURCING_SCHEMAS`` or
+``DATABASE_ROUTERS`` is reported before an application writes its first event to
+the wrong database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from django.apps import AppConfig
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connections, models, router
+
+from eventsourcing_django.builder import APP_LABEL, build_model
+from eventsourcing_django.conf import (
+    DATABASES_SETTING,
+    SCHEMAS_SETTING,
+    application_setting,
+)
+from eventsourcing_django.routers import (
+    APPLICATION_HINT,
+    EventSourcingRouter,
+    alias_for_application,
+)
+from eventsourcing_django.tables import (
+    ApplicationTables,
+    InvalidApplicationNameError,
+    InvalidSchemaNameError,
+    check_schema_name,
+)
+
+#: ``manage.py check --tag eventsourcing`` runs only these checks.
+TAG = "eventsourcing"
+
+ROUTER_PATH = "eventsourcing_django.routers.EventSourcingRouter"
+
+# django-tenants' router refuses to migrate anything on an alias other than the
+# tenants' one, whatever the model, so before ours it keeps tables off other
+# aliases. Known by name: django-tenants need not be installed.
+_TENANT_SYNC_ROUTER = ("django_tenants.routers", "TenantSyncRouter")
+
+
+def check_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """Check EVENTSOURCING_DATABASES, EVENTSOURCING_SCHEMAS and the routers."""
+    if app_configs is not None and not any(c.name == APP_LABEL for c in app_configs):
+        return []
+    errors: list[checks.CheckMessage] = []
+    databases = _read_setting(DATABASES_SETTING, errors)
+    schemas = _read_setting(SCHEMAS_SETTING, errors)
+    valid_names = _check_application_names(databases, schemas, errors)
+    _check_aliases(databases, errors)
+    _check_same_place_for_same_tables(databases, DATABASES_SETTING, errors)
+    _check_same_place_for_same_tables(schemas, SCHEMAS_SETTING, errors)
+    _check_routers(databases, valid_names, schemas, errors)
+    _check_schemas(schemas, valid_names, errors)
+    return errors
+
+
+def _read_setting(setting: str, errors: list[checks.CheckMessage]) -> Mapping[str, str]:
+    try:
+        return application_setting(setting)
+    except ImproperlyConfigured as e:
+        errors.append(
+            checks.Error(
+                str(e),
+                hint=f'For example: {setting} = {{"Universe": "..."}}',
+                id="eventsourcing_django.E005",
+            )
+        )
+        return {}
+
+
+def _check_application_names(
+    databases: Mapping[str, str],
+    schemas: Mapping[str, str],
+    errors: list[checks.CheckMessage],
+) -> set[str]:
+    valid: set[str] = set()
+    for setting, mapping in (
+        (DATABASES_SETTING, databases),
+        (SCHEMAS_SETTING, schemas),
+    ):
+        for name in mapping:
+            try:
+                ApplicationTables.for_application(name)
+            except InvalidApplicationNameError as e:
+                errors.append(
+                    checks.Error(
+                        f"settings.{setting} names application {name!r}, whose "
+                        f"tables cannot be named: {e}",
+                        hint=(
+                            "Use the application's name (its class attribute "
+                            "'name', by default the class name)."
+                        ),
+                        id="eventsourcing_django.E003",
+                    )
+                )
+            else:
+                valid.add(name)
+    return valid
+
+
+def _check_aliases(
+    databases: Mapping[str, str], errors: list[checks.CheckMessage]
+) -> None:
+    for name, alias in databases.items():
+        if alias not in settings.DATABASES:
+            errors.append(
+                checks.Error(
+                    f"settings.{DATABASES_SETTING} sends application {name!r} to "
+                    f"database {alias!r}, which is not in settings.DATABASES.",
+                    hint=f"Use one of: {', '.join(map(repr, settings.DATABASES))}.",
+                    id="eventsourcing_django.E002",
+                )
+            )
+
+
+def _check_same_place_for_same_tables(
+    mapping: Mapping[str, str], setting: str, errors: list[checks.CheckMessage]
+) -> None:
+    # Names that differ only in case share their tables.
+    seen: dict[str, str] = {}
+    for name, value in mapping.items():
+        first = seen.setdefault(name.lower(), name)
+        if first != name and mapping[first] != value:
+            errors.append(
+                checks.Error(
+                    f"settings.{setting} names {first!r} and {name!r}, which "
+                    f"share the tables {name.lower()}_*, with different values "
+                    f"({mapping[first]!r} and {value!r}).",
+                    hint="Keep one of the two names.",
+                    id="eventsourcing_django.E008",
+                )
+            )
+
+
+def _check_routers(
+    databases: Mapping[str, str],
+    valid_names: set[str],
+    schemas: Mapping[str, str],
+    errors: list[checks.CheckMessage],
+) -> None:
+    routers: list[Any] = list(router.routers)
+    position = next(
+        (i for i, r in enumerate(routers) if isinstance(r, EventSourcingRouter)), None
+    )
+    if position is None:
+        if databases:
+            errors.append(
+                checks.Error(
+                    f"settings.{DATABASES_SETTING} is set but the router that reads "
+                    "it is not in settings.DATABASE_ROUTERS, so every application "
+                    "stays on the 'default' database.",
+                    hint=(
+                        f"Add {ROUTER_PATH!r} to DATABASE_ROUTERS (before "
+                        "django-tenants' TenantSyncRouter, if you use it)."
+                    ),
+                    id="eventsourcing_django.E001",
+                )
+            )
+        return
+    probes = [
+        (name, alias, _probe_model(name, schemas))
+        for name, alias in databases.items()
+        if name in valid_names and alias in settings.DATABASES
+    ]
+    for earlier in routers[:position]:
+        reason = _shadowing(earlier, probes)
+        if reason is not None:
+            errors.append(
+                checks.Error(
+                    f"{_path(earlier)} comes before {ROUTER_PATH} in "
+                    f"settings.DATABASE_ROUTERS and {reason}, so the applications "
+                    f"in settings.{DATABASES_SETTING} are not placed as it says.",
+                    hint=f"Put {ROUTER_PATH!r} before it in DATABASE_ROUTERS.",
+                    id="eventsourcing_django.E004",
+                )
+            )
+
+
+def _probe_model(name: str, schemas: Mapping[str, str]) -> type[models.Model]:
+    tables = ApplicationTables.for_application(name)
+    schema = schemas.get(name)
+    try:
+        schema = None if schema is None else check_schema_name(schema)
+    except InvalidSchemaNameError:
+        schema = None  # Reported by _check_schemas; the routers' answer is the same.
+    return build_model("events", tables.events, application_name=name, schema=schema)
+
+
+def _shadowing(
+    earlier: Any, probes: list[tuple[str, str, type[models.Model]]]
+) -> str | None:
+    """Why ``earlier`` keeps our router from deciding, or None."""
+    if any(
+        (c.__module__, c.__qualname__) == _TENANT_SYNC_ROUTER
+        for c in type(earlier).__mro__
+    ):
+        return "refuses to migrate any table on an alias other than the tenants'"
+    for name, alias, model in probes:
+        for method in ("db_for_read", "db_for_write"):
+            answer = _ask(earlier, method, model)
+            if answer is not None and answer != alias:
+                return f"{method} sends {name!r} to {answer!r}, not {alias!r}"
+        for db in settings.DATABASES:
+            answer = _ask(
+                earlier,
+                "allow_migrate",
+                db,
+                APP_LABEL,
+                model_name=model._meta.model_name,
+                model=model,
+                **{APPLICATION_HINT: name},
+            )
+            if answer is not None and bool(answer) != (db == alias):
+                allowed = "allows" if answer else "refuses"
+                return f"allow_migrate {allowed} the tables of {name!r} on {db!r}"
+    return None
+
+
+def _ask(earlier: Any, method: str, *args: Any, **kwargs: Any) -> Any:
+    function: Callable[..., Any] | None = getattr(earlier, method, None)
+    if function is None:
+        return None
+    try:
+        return function(*args, **kwargs)
+    except Exception:
+        # A router that cannot answer outside a request (it needs a tenant, a
+        # thread-local user...) cannot be probed here; it is not reported.
+        return None
+
+
+def _path(obj: Any) -> str:
+    cls = type(obj)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _check_schemas(
+    schemas: Mapping[str, str],
+    valid_names: set[str],
+    errors: list[checks.CheckMessage],
+) -> None:
+    for name, schema in schemas.items():
+        try:
+            check_schema_name(schema)
+        except InvalidSchemaNameError as e:
+            errors.append(
+                checks.Error(
+                    f"settings.{SCHEMAS_SETTING} pins application {name!r} to an "
+                    f"unusable schema: {e}",
+                    hint="Use a plain identifier, such as 'events'.",
+                    id="eventsourcing_django.E006",
+                )
+            )
+            continue
+        if name not in valid_names:
+            continue
+        try:
+            alias = alias_for_application(name, schema=schema)
+        except Exception:
+            continue  # A router that cannot answer here; see _ask().
+        if alias in connections and connections[alias].vendor != "postgresql":
+            errors.append(
+                checks.Error(
+                    f"settings.{SCHEMAS_SETTING} pins application {name!r} to "
+                    f"schema {schema!r}, but its tables are on database {alias!r} "
+                    f"({connections[alias].vendor}), which has no schemas.",
+                    hint=(
+                        f"Remove {name!r} from {SCHEMAS_SETTING}, or send it to a "
+                        f"PostgreSQL database in {DATABASES_SETTING}."
+                    ),
+                    id="eventsourcing_django.E007",
+                )
+            )

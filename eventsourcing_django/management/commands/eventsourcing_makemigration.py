@@ -1,0 +1,222 @@
+"""``manage.py eventsourcing_makemigration``: a migration that creates tables.
+
+Writes into a project app a migration of
+:class:`~eventsourcing_django.operations.CreateApplicationTables` operations, one
+for each application class named by its topic, after the app's latest migration::
+
+    manage.py eventsourcing_makemigration myapp myproject.apps:Universe
+
+The tables are chosen from the class: events always, snapshots when the class
+enables snapshotting (``is_snapshotting_enabled``, ``snapshotting_intervals``, or
+``IS_SNAPSHOTTING_ENABLED`` in its ``env``), tracking for process applications.
+Only the class is read, not the environment of the shell that runs the command, so
+the same code always writes the same migration.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.apps import apps
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.utils import run_formatters
+from django.db.migrations import Migration
+from django.db.migrations.autodetector import MigrationAutodetector
+from django.db.migrations.loader import MigrationLoader
+from django.db.migrations.writer import MigrationWriter
+from eventsourcing.application import Application
+from eventsourcing.system import ProcessApplication
+from eventsourcing.utils import Environment, resolve_topic, strtobool
+
+from eventsourcing_django.builder import Kind
+from eventsourcing_django.factory import Factory
+from eventsourcing_django.operations import (
+    ApplicationTablesOperation,
+    CreateApplicationTables,
+    DropApplicationTables,
+)
+from eventsourcing_django.tables import InvalidApplicationNameError
+
+
+class Command(BaseCommand):
+    help = (
+        "Writes a migration into an app that creates the tables of the "
+        "eventsourcing application classes given by topic (module:ClassName)."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "app_label", help="The app whose migrations package gets the migration."
+        )
+        parser.add_argument(
+            "topics",
+            nargs="+",
+            metavar="TOPIC",
+            help="An application class, as 'package.module:ClassName'.",
+        )
+        parser.add_argument("-n", "--name", help="Use this name for the migration.")
+        parser.add_argument(
+            "--snapshots",
+            action="store_true",
+            help="Create snapshots tables even for classes without snapshotting.",
+        )
+        parser.add_argument(
+            "--dry-run",
+            action="store_true",
+            help="Just show what the migration would be; don't write it.",
+        )
+        parser.add_argument(
+            "--no-header",
+            action="store_false",
+            dest="include_header",
+            help="Do not add header comments to the new migration file.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        self.verbosity: int = options["verbosity"]
+        app_label: str = options["app_label"]
+        try:
+            apps.get_app_config(app_label)
+        except LookupError as e:
+            msg = f"{e} Give the label of an app in INSTALLED_APPS."
+            raise CommandError(msg) from e
+        if MigrationLoader.migrations_module(app_label)[0] is None:
+            msg = f"Migrations of app {app_label!r} are disabled in MIGRATION_MODULES."
+            raise CommandError(msg)
+        wanted = [
+            self._operation(topic, with_snapshots=options["snapshots"])
+            for topic in options["topics"]
+        ]
+
+        loader = MigrationLoader(None, ignore_no_migrations=True)
+        conflicts = loader.detect_conflicts().get(app_label)
+        if conflicts:
+            msg = (
+                f"Conflicting migrations in app {app_label!r} "
+                f"({', '.join(conflicts)}); run 'manage.py makemigrations --merge' "
+                "first."
+            )
+            raise CommandError(msg)
+        operations = self._still_missing(loader, wanted)
+        if not operations:
+            if self.verbosity >= 1:
+                self.stdout.write(
+                    "No changes detected: the migrations already create these tables."
+                )
+            return
+
+        leaves = loader.graph.leaf_nodes(app_label)
+        # Built the way the autodetector builds the migrations it writes.
+        migration_class = type(
+            "Migration",
+            (Migration,),
+            {
+                "operations": operations,
+                "dependencies": leaves[:1],
+                "initial": not leaves,
+            },
+        )
+        migration = migration_class("", app_label)
+        number = (
+            (MigrationAutodetector.parse_number(leaves[0][1]) or 0) + 1 if leaves else 1
+        )
+        migration.name = f"{number:04d}_{options['name'] or migration.suggest_name()}"
+        self._write(MigrationWriter(migration, options["include_header"]), options)
+
+    def _operation(
+        self, topic: str, *, with_snapshots: bool
+    ) -> CreateApplicationTables:
+        try:
+            cls = resolve_topic(topic)
+        except Exception as e:
+            msg = (
+                f"Cannot import application class {topic!r} ({e}). Give its topic "
+                "as 'package.module:ClassName'."
+            )
+            raise CommandError(msg) from e
+        if not (isinstance(cls, type) and issubclass(cls, Application)):
+            msg = f"{topic!r} is not a subclass of eventsourcing's Application."
+            raise CommandError(msg)
+        env = Environment(cls.name, dict(cls.env))
+        snapshots = (
+            with_snapshots
+            or cls.is_snapshotting_enabled
+            or bool(cls.snapshotting_intervals)
+            or strtobool(env.get("IS_SNAPSHOTTING_ENABLED") or "no")
+        )
+        if env.get(Factory.DJANGO_DB_ALIAS) and self.verbosity >= 1:
+            self.stderr.write(
+                self.style.WARNING(
+                    f"{topic} sets {Factory.DJANGO_DB_ALIAS} in its env; migrations "
+                    "follow the database routers, so also name its database in "
+                    "EVENTSOURCING_DATABASES."
+                )
+            )
+        try:
+            return CreateApplicationTables(
+                cls.name,
+                events=True,
+                snapshots=snapshots,
+                tracking=issubclass(cls, ProcessApplication),
+                schema=env.get(Factory.DJANGO_SCHEMA) or None,
+                originator_id_type=(
+                    env.get(Factory.ORIGINATOR_ID_TYPE) or "uuid"
+                ).lower(),  # type: ignore[arg-type]
+            )
+        except (InvalidApplicationNameError, ValueError) as e:
+            msg = f"{topic}: {e}"
+            raise CommandError(msg) from e
+
+    def _still_missing(
+        self, loader: MigrationLoader, wanted: list[CreateApplicationTables]
+    ) -> list[CreateApplicationTables]:
+        """The operations still needed, after what existing migrations do."""
+        created: dict[tuple[str, str | None], set[Kind]] = {}
+        seen: set[tuple[str, str]] = set()
+        for leaf in loader.graph.leaf_nodes():
+            for node in loader.graph.forwards_plan(leaf):
+                if node in seen:
+                    continue
+                seen.add(node)
+                for op in loader.graph.nodes[node].operations:
+                    if isinstance(op, ApplicationTablesOperation):
+                        kinds = created.setdefault((op.tables.prefix, op.schema), set())
+                        if isinstance(op, DropApplicationTables):
+                            kinds.difference_update(op.kinds)
+                        else:
+                            kinds.update(op.kinds)
+        missing = []
+        for op in wanted:
+            present = created.get((op.tables.prefix, op.schema), set())
+            kinds = set(op.kinds) - present
+            if not kinds:
+                continue
+            _, _, kwargs = op.deconstruct()
+            for kind in ("events", "snapshots", "tracking"):
+                kwargs[kind] = kind in kinds
+            missing.append(CreateApplicationTables(op.application_name, **kwargs))
+        return missing
+
+    def _write(self, writer: MigrationWriter, options: dict[str, Any]) -> None:
+        if self.verbosity >= 1:
+            self.stdout.write(
+                self.style.MIGRATE_HEADING(
+                    f"Migrations for {writer.migration.app_label!r}:"
+                )
+            )
+            self.stdout.write(f"  {self.style.MIGRATE_LABEL(writer.path)}")
+            for operation in writer.migration.operations:
+                self.stdout.write(f"    {operation.formatted_description()}")
+        if options["dry_run"]:
+            if self.verbosity >= 3:
+                self.stdout.write(writer.as_string())
+            return
+        directory = os.path.dirname(writer.path)
+        os.makedirs(directory, exist_ok=True)
+        init_path = os.path.join(directory, "__init__.py")
+        if not os.path.isfile(init_path):
+            open(init_path, "w").close()
+        with open(writer.path, "w", encoding="utf-8") as fh:
+            fh.write(writer.as_string())
+        run_formatters([writer.path], stderr=self.stderr)

@@ -1,0 +1,56 @@
+"""``manage.py rebuild_projection``: reset a projection and replay it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from eventsourcing_django.projections import (
+    LoadedProjection,
+    WorkerAliveError,
+    WorkerRegistration,
+    projection_specs,
+)
+
+
+class Command(BaseCommand):
+    help = (
+        "Empty a projection (its rows and its tracking) and replay it from the "
+        "first event. Refuses while a worker runs it, unless --force."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("names", metavar="projection", nargs="+")
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Rebuild even if a worker of the projection seems alive.",
+        )
+
+    def handle(self, *args: str, **options: Any) -> None:
+        try:
+            specs = projection_specs(options["names"])
+        except ImproperlyConfigured as e:
+            raise CommandError(str(e)) from e
+        for spec in specs:
+            projection = LoadedProjection(spec)
+            registration = WorkerRegistration([(spec.name, projection.using)])
+            try:
+                # Holding the worker row keeps workers from starting meanwhile.
+                registration.claim(force=options["force"])
+            except WorkerAliveError as e:
+                projection.close()
+                raise CommandError(str(e)) from e
+            try:
+                projection.reset()
+                count = projection.catch_up()
+            except ImproperlyConfigured as e:
+                raise CommandError(str(e)) from e
+            finally:
+                registration.release()
+                projection.close()
+            self.stdout.write(
+                self.style.SUCCESS(f"Rebuilt {spec.name}: {count} events replayed.")
+            )

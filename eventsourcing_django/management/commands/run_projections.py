@@ -1,0 +1,200 @@
+"""``manage.py run_projections``: run projections as a long-lived worker."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from types import FrameType
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from eventsourcing_django.projections import (
+    HEARTBEAT_INTERVAL,
+    LoadedProjection,
+    WorkerAliveError,
+    WorkerRegistration,
+    logger,
+    projection_specs,
+)
+from eventsourcing_django.threads import keep_connections
+
+
+class ProgressBar:
+    """One line per projection, redrawn in place on a terminal."""
+
+    def __init__(self, stream: Any, name: str) -> None:
+        self.stream = stream
+        self.name = name
+        self.last_drawn = 0.0
+
+    def __call__(self, position: int, end: int) -> None:
+        now = time.monotonic()
+        if position < end and now - self.last_drawn < 0.1:
+            return
+        self.last_drawn = now
+        width = 30
+        done = width if end == 0 else width * position // end
+        bar = "#" * done + "." * (width - done)
+        self.stream.write(f"\r{self.name} [{bar}] {position}/{end}")
+        if position >= end:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+class ProgressLog:
+    """Logs catching up every few seconds, for when no terminal is attached."""
+
+    def __init__(self, name: str, every: float = 5.0) -> None:
+        self.name = name
+        self.every = every
+        self.last_logged = time.monotonic()
+
+    def __call__(self, position: int, end: int) -> None:
+        now = time.monotonic()
+        if position < end and now - self.last_logged < self.every:
+            return
+        self.last_logged = now
+        logger.info("%s: caught up to %d of %d", self.name, position, end)
+
+
+class Command(BaseCommand):
+    help = (
+        "Run projections declared in settings.EVENTSOURCING_PROJECTIONS: catch up "
+        "with the events recorded so far, then follow new ones until SIGINT or "
+        "SIGTERM."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "names",
+            metavar="projection",
+            nargs="*",
+            help="Projections to run (default: all declared).",
+        )
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Run even if another worker of these projections seems alive.",
+        )
+        parser.add_argument(
+            "--heartbeat",
+            type=float,
+            default=HEARTBEAT_INTERVAL,
+            help="Seconds between heartbeats (default %(default)s).",
+        )
+        parser.add_argument(
+            "--catch-up-only",
+            action="store_true",
+            help="Exit once the events recorded at start have been processed.",
+        )
+
+    def handle(self, *args: str, **options: Any) -> None:
+        self._configure_logging(options["verbosity"])
+        try:
+            specs = projection_specs(options["names"])
+        except ImproperlyConfigured as e:
+            raise CommandError(str(e)) from e
+        if not specs:
+            msg = "No projections: declare them in settings.EVENTSOURCING_PROJECTIONS"
+            raise CommandError(msg)
+
+        stop = threading.Event()
+        self._install_signal_handlers(stop)
+        loaded = [LoadedProjection(spec) for spec in specs]
+        registration = WorkerRegistration(
+            [(p.spec.name, p.using) for p in loaded], interval=options["heartbeat"]
+        )
+        try:
+            registration.claim(force=options["force"])
+        except WorkerAliveError as e:
+            for projection in loaded:
+                projection.close()
+            raise CommandError(str(e)) from e
+
+        threads: list[threading.Thread] = []
+        errors: list[BaseException] = []
+        try:
+            for projection in loaded:
+                thread = threading.Thread(
+                    target=self._run,
+                    args=(projection, stop, errors, options["catch_up_only"]),
+                    name=f"projection-{projection.spec.name}",
+                )
+                thread.start()
+                threads.append(thread)
+            while any(t.is_alive() for t in threads):
+                for thread in threads:
+                    thread.join(timeout=options["heartbeat"] / len(threads))
+                registration.beat()
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+            registration.release()
+            for projection in loaded:
+                projection.close()
+        if errors:
+            msg = f"A projection failed: {errors[0]!r}"
+            raise CommandError(msg) from errors[0]
+        self.stdout.write(self.style.SUCCESS("Stopped."))
+
+    def _run(
+        self,
+        projection: LoadedProjection,
+        stop: threading.Event,
+        errors: list[BaseException],
+        catch_up_only: bool,
+    ) -> None:
+        name = projection.spec.name
+        # A long-lived thread: keep its connections, close them when it ends.
+        with keep_connections():
+            try:
+                logger.info("%s: catching up from %d", name, projection.position())
+                progress = (
+                    ProgressBar(self.stdout, name)
+                    if self.stdout.isatty()
+                    else ProgressLog(name)
+                )
+                count = projection.catch_up(stop=stop, progress=progress)
+                logger.info("%s: processed %d events while catching up", name, count)
+                if catch_up_only or stop.is_set():
+                    return
+                logger.info("%s: following from %d", name, projection.position())
+                with projection.follow() as subscription:
+
+                    def stop_following() -> None:
+                        stop.wait()
+                        subscription.stop()
+
+                    threading.Thread(target=stop_following, daemon=True).start()
+                    for domain_event, tracking in subscription:
+                        projection.process(domain_event, tracking)
+                        logger.debug("%s: processed %d", name, tracking.notification_id)
+            except BaseException as e:
+                logger.exception("%s: stopped by an error", name)
+                errors.append(e)
+                stop.set()
+
+    def _install_signal_handlers(self, stop: threading.Event) -> None:
+        def handler(signum: int, _: FrameType | None) -> None:
+            logger.info("Received %s, stopping", signal.Signals(signum).name)
+            stop.set()
+
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, handler)
+            signal.signal(signal.SIGTERM, handler)
+
+    def _configure_logging(self, verbosity: int) -> None:
+        if logger.handlers or logging.getLogger().handlers:
+            return
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(
+            {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
+        )

@@ -1,0 +1,39 @@
+"""What this database collects: some tests are about one vendor only."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.base import POSTGRES_ONLY, is_postgres
+
+# Tests of PostgreSQL-only behaviour are collected only when the suite runs on
+# PostgreSQL (ESDJ_DATABASE=postgres); the CI runs it on every database and driver.
+collect_ignore_glob = []
+if os.environ.get("ESDJ_DATABASE") != "postgres":
+    collect_ignore_glob.append("postgres/*")
+elif os.environ.get("ESDJ_PG_DRIVER") == "psycopg2":
+    # eventsourcing.postgres itself runs on psycopg 3 only.
+    collect_ignore_glob.append("postgres/test_native_sharing.py")
+
+
+def pytest_sessionfinish() -> None:
+    """Remove this run's SQLite test files (the databases themselves are
+    destroyed by Django; SQLite leaves its -wal and -shm files behind)."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    suffix = os.environ.get("ESDJ_TEST_SUFFIX", "")
+    if suffix:
+        shutil.rmtree(Path(tempfile.gettempdir()) / f"esdj{suffix}", ignore_errors=True)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    if is_postgres():
+        return "eventsourcing_django: collecting the PostgreSQL-only classes too"
+    return (
+        "eventsourcing_django: PostgreSQL-only tests (tests/postgres/, and the "
+        f"schema test classes) are not collected: {POSTGRES_ONLY}"
+    )

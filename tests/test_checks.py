@@ -1,0 +1,143 @@
+"""Stories of the system checks that catch mistakes in placing applications."""
+
+from __future__ import annotations
+
+from django.apps import apps
+from django.core.checks import CheckMessage, run_checks
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+from django.test import SimpleTestCase, override_settings
+
+from eventsourcing_django.checks import TAG, check_settings
+from tests.base import is_postgres
+from tests.routers import TenantSyncRouter
+
+ROUTER = "eventsourcing_django.routers.EventSourcingRouter"
+
+
+def ids(messages: list[CheckMessage]) -> list[str]:
+    return [m.id or "" for m in messages]
+
+
+@override_settings(
+    DATABASE_ROUTERS=[ROUTER],
+    EVENTSOURCING_DATABASES={"Universe": "other"},
+    EVENTSOURCING_SCHEMAS={},
+)
+class TestSystemChecks(SimpleTestCase):
+    def test_a_sound_configuration_passes(self) -> None:
+        self.assertEqual(check_settings(), [])
+        with self.settings(
+            DATABASE_ROUTERS=[
+                "tests.routers.ModestRouter",
+                ROUTER,
+                "tests.routers.TenantLikeRouter",
+            ]
+        ):
+            self.assertEqual(check_settings(), [])
+
+    def test_no_settings_no_router_passes(self) -> None:
+        with self.settings(DATABASE_ROUTERS=[], EVENTSOURCING_DATABASES=None):
+            self.assertEqual(check_settings(), [])
+
+    @override_settings(DATABASE_ROUTERS=[])
+    def test_E001_the_setting_without_the_router(self) -> None:
+        [error] = check_settings()
+        self.assertEqual(error.id, "eventsourcing_django.E001")
+        self.assertIn("stays on the 'default' database", error.msg)
+        self.assertIn(ROUTER, error.hint or "")
+
+    @override_settings(EVENTSOURCING_DATABASES={"Universe": "events"})
+    def test_E002_an_alias_not_in_databases(self) -> None:
+        [error] = check_settings()
+        self.assertEqual(error.id, "eventsourcing_django.E002")
+        self.assertIn("'events', which is not in settings.DATABASES", error.msg)
+        self.assertEqual(error.hint, "Use one of: 'default', 'other'.")
+
+    @override_settings(
+        EVENTSOURCING_DATABASES={"Uni-verse": "other"},
+        EVENTSOURCING_SCHEMAS={"U" * 60: "events"},
+    )
+    def test_E003_names_that_cannot_make_safe_table_names(self) -> None:
+        errors = check_settings()
+        self.assertEqual(ids(errors), ["eventsourcing_django.E003"] * 2)
+        self.assertIn("'Uni-verse'", errors[0].msg)
+        self.assertIn("only letters", errors[0].msg)
+        self.assertIn("too long", errors[1].msg)
+
+    def test_E004_a_router_before_ours_that_answers_for_our_tables(self) -> None:
+        with self.settings(
+            DATABASE_ROUTERS=["tests.routers.WritesToDefaultRouter", ROUTER]
+        ):
+            [error] = check_settings()
+        self.assertEqual(error.id, "eventsourcing_django.E004")
+        self.assertIn("tests.routers.WritesToDefaultRouter comes before", error.msg)
+        self.assertIn("db_for_write sends 'Universe' to 'default'", error.msg)
+
+        with self.settings(DATABASE_ROUTERS=["tests.routers.TenantLikeRouter", ROUTER]):
+            [error] = check_settings()
+        self.assertEqual(error.id, "eventsourcing_django.E004")
+
+        # django-tenants' router is known by name, whatever it would answer.
+        with self.settings(DATABASE_ROUTERS=[TenantSyncRouter(), ROUTER]):
+            [error] = check_settings()
+        self.assertEqual(error.id, "eventsourcing_django.E004")
+        self.assertIn("django_tenants.routers.TenantSyncRouter", error.msg)
+        self.assertIn("Put", error.hint or "")
+
+        # After ours, it is fine.
+        with self.settings(DATABASE_ROUTERS=[ROUTER, TenantSyncRouter()]):
+            self.assertEqual(check_settings(), [])
+
+    @override_settings(EVENTSOURCING_DATABASES=["Universe"])
+    def test_E005_a_setting_that_is_not_a_dict_of_names(self) -> None:
+        [error] = check_settings()
+        self.assertEqual(error.id, "eventsourcing_django.E005")
+        self.assertIn("must be a dict of application names", error.msg)
+
+    @override_settings(EVENTSOURCING_SCHEMAS={"Universe": "events; DROP"})
+    def test_E006_a_schema_that_is_not_a_safe_identifier(self) -> None:
+        [error] = check_settings()
+        self.assertEqual(error.id, "eventsourcing_django.E006")
+
+    @override_settings(EVENTSOURCING_DATABASES={"Universe": "other", "UNIVERSE": "x"})
+    def test_E008_two_spellings_of_one_application_in_two_places(self) -> None:
+        errors = check_settings()
+        self.assertIn("eventsourcing_django.E008", ids(errors))
+        [error] = [e for e in errors if e.id == "eventsourcing_django.E008"]
+        self.assertIn("share the tables universe_*", error.msg)
+
+    @override_settings(DATABASE_ROUTERS=[])
+    def test_the_checks_run_with_manage_py_check(self) -> None:
+        self.assertIn("eventsourcing_django.E001", ids(run_checks(tags=[TAG])))
+        with self.assertRaisesRegex(SystemCheckError, "eventsourcing_django.E001"):
+            call_command("check")
+        # Not when checking only other apps.
+        testapp = apps.get_app_config("testapp")
+        self.assertEqual(check_settings(app_configs=[testapp]), [])
+
+
+class TestSchemaOnSQLiteCheck(SimpleTestCase):
+    __test__ = not is_postgres()  # Collected on SQLite only: it is about SQLite.
+
+    @override_settings(
+        DATABASE_ROUTERS=[ROUTER],
+        EVENTSOURCING_DATABASES={"Universe": "other"},
+        EVENTSOURCING_SCHEMAS={"Universe": "events"},
+    )
+    def test_E007_a_schema_for_an_application_on_sqlite(self) -> None:
+        [error] = check_settings()
+        self.assertEqual(error.id, "eventsourcing_django.E007")
+        self.assertIn("database 'other' (sqlite), which has no schemas", error.msg)
+
+
+class TestSchemaOnPostgreSQLCheck(SimpleTestCase):
+    __test__ = is_postgres()  # Not collected on SQLite: it has no schemas.
+
+    @override_settings(
+        DATABASE_ROUTERS=[ROUTER],
+        EVENTSOURCING_DATABASES={"Universe": "other"},
+        EVENTSOURCING_SCHEMAS={"Universe": "events"},
+    )
+    def test_a_schema_for_an_application_on_postgresql_passes(self) -> None:
+        self.assertEqual(check_settings(), [])

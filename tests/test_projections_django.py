@@ -1,0 +1,335 @@
+"""Projections into ordinary Django models: the README's WorldSummary example,
+run by the worker command, killed and restarted, rebuilt; and system runners."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from io import StringIO
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from django.contrib.auth.models import User
+from django.core.management import CommandError, call_command
+from django.test import override_settings
+from eventsourcing.persistence import Tracking
+from eventsourcing.system import MultiThreadedRunner, SingleThreadedRunner
+
+from eventsourcing_django.projections import LoadedProjection, projection_specs
+from tests.base import DjangoDBTestCase
+from tests.testapp import system as system_module
+from tests.testapp.domain import Universe, World
+from tests.testapp.models import WorldSummary
+from tests.testapp.projections import WorldSummaryView
+from tests.testapp.system import WorldCounter, system
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {"PERSISTENCE_MODULE": "eventsourcing_django"}
+
+
+def write_worlds(app: Universe, worlds: int, things_each: int) -> list[UUID]:
+    ids = []
+    for _ in range(worlds):
+        world_id = app.create_world()
+        for n in range(things_each):
+            app.make_it_so(world_id, f"thing {n}")
+        ids.append(world_id)
+    return ids
+
+
+def summaries() -> dict[UUID, tuple[int, str]]:
+    return {
+        s.world_id: (s.history_length, s.last_what) for s in WorldSummary.objects.all()
+    }
+
+
+def loaded() -> LoadedProjection:
+    return LoadedProjection(projection_specs(["WorldSummary"])[0])
+
+
+def position() -> int:
+    projection = loaded()
+    try:
+        return projection.position()
+    finally:
+        projection.close()
+
+
+def start_worker(*args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "ESDJ_USE_TEST_DATABASES": "1", "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "django",
+            "run_projections",
+            "WorldSummary",
+            "--settings=settings_test",
+            "--heartbeat=0.2",
+            *args,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_until(condition: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            msg = "timed out"
+            raise TimeoutError(msg)
+        time.sleep(0.05)
+
+
+class TestWorldSummaryProjection(DjangoDBTestCase):
+    def assert_summaries_match(self, app: Universe, world_ids: list[UUID]) -> None:
+        rows = summaries()
+        self.assertEqual(set(rows), set(world_ids))
+        for world_id in world_ids:
+            history = app.repository.get(world_id).history
+            # Exactly once: one row per world, one increment per event.
+            self.assertEqual(
+                rows[world_id], (len(history), history[-1] if history else "")
+            )
+
+    def test_catch_up_on_1000_events_then_follow_surviving_sigkill(self) -> None:
+        app = Universe(env=ENV)
+        world_ids = write_worlds(app, worlds=100, things_each=9)  # 1,000 events
+        self.assertEqual(app.recorder.max_notification_id(), 1000)
+
+        worker = start_worker()
+        try:
+            wait_until(lambda: position() >= 150)
+        finally:
+            worker.send_signal(signal.SIGKILL)
+            worker.wait()
+        killed_at = position()
+        self.assertLess(killed_at, 1000, "killed too late to test a restart")
+        self.assertEqual(
+            WorldSummary.objects.count()
+            + sum(s.history_length for s in WorldSummary.objects.all()),
+            killed_at,
+        )
+
+        # A restart on the same machine takes over from the dead worker at once.
+        worker = start_worker()
+        try:
+            wait_until(lambda: position() == 1000)
+            more = write_worlds(app, worlds=10, things_each=4)  # 50 events, live
+            wait_until(lambda: position() == 1050)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            out, err = worker.communicate(timeout=30)
+        self.assertEqual(worker.returncode, 0, err)
+        self.assertIn("Stopped.", out)
+        self.assert_summaries_match(app, world_ids + more)
+
+    def test_an_error_rolls_back_the_events_changes_and_its_tracking(self) -> None:
+        app = Universe(env=ENV)
+        world_id = app.create_world()
+        app.make_it_so(world_id, "dinosaurs")
+        app.make_it_so(world_id, "explode")
+        projection = loaded()
+        try:
+            with self.assertRaises(ValueError):
+                projection.catch_up()
+            self.assertEqual(projection.position(), 2)
+        finally:
+            projection.close()
+        self.assertEqual(summaries(), {world_id: (1, "dinosaurs")})
+
+    def test_an_event_already_tracked_is_a_no_op(self) -> None:
+        view = WorldSummaryView("WorldSummary")
+        view.create_table()
+        world_id = Universe(env=ENV).create_world()
+        view.world_created(world_id, tracking=Tracking("Universe", 1))
+        self.assertIsNone(
+            view.world_created(world_id, tracking=Tracking("Universe", 1))
+        )
+        view.something_happened(world_id, "trucks", tracking=Tracking("Universe", 2))
+        view.something_happened(world_id, "trucks", tracking=Tracking("Universe", 2))
+        self.assertEqual(summaries(), {world_id: (1, "trucks")})
+        self.assertEqual(view.max_tracking_id("Universe"), 2)
+
+    def test_rebuild_gives_the_rows_of_the_live_projection(self) -> None:
+        app = Universe(env=ENV)
+        write_worlds(app, worlds=20, things_each=4)
+        call_command("run_projections", "WorldSummary", "--catch-up-only", verbosity=0)
+        live = summaries()
+        self.assertEqual(len(live), 20)
+        # Something the events do not say, to see the rebuild remove it.
+        WorldSummary.objects.filter(pk=next(iter(live))).update(history_length=99)
+
+        out = StringIO()
+        call_command("rebuild_projection", "WorldSummary", stdout=out)
+        self.assertIn("Rebuilt WorldSummary: 100 events replayed.", out.getvalue())
+        self.assertEqual(summaries(), live)
+        self.assertEqual(position(), 100)
+
+    def test_rebuild_refuses_while_a_worker_is_alive_unless_forced(self) -> None:
+        app = Universe(env=ENV)
+        write_worlds(app, worlds=2, things_each=1)
+        worker = start_worker()
+        try:
+            wait_until(lambda: position() == 4)
+            with self.assertRaises(CommandError) as info:
+                call_command("rebuild_projection", "WorldSummary")
+            self.assertIn(f"already run by process {worker.pid}", str(info.exception))
+            call_command("rebuild_projection", "WorldSummary", "--force", verbosity=0)
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            worker.communicate(timeout=30)
+        self.assertEqual(len(summaries()), 2)
+
+    def test_a_django_view_and_the_admin_read_the_projection(self) -> None:
+        app = Universe(env=ENV)
+        (world_id,) = write_worlds(app, worlds=1, things_each=2)
+        call_command("run_projections", "WorldSummary", "--catch-up-only", verbosity=0)
+        response = self.client.get("/worlds/")
+        self.assertEqual(
+            response.json(),
+            {
+                "worlds": [
+                    {
+                        "world_id": str(world_id),
+                        "history_length": 2,
+                        "last_what": "thing 1",
+                    }
+                ]
+            },
+        )
+        User.objects.create_superuser("admin", "admin@example.com", "pw")
+        self.client.login(username="admin", password="pw")
+        response = self.client.get("/admin/testapp/worldsummary/")
+        self.assertContains(response, str(world_id))
+
+    def test_an_event_sourced_projection_is_rebuilt_from_scratch(self) -> None:
+        app = Universe(env=ENV)
+        write_worlds(app, worlds=3, things_each=2)
+        call_command("run_projections", "Counters", "--catch-up-only", verbosity=0)
+
+        def counts() -> tuple[int, int, int]:
+            projection = LoadedProjection(projection_specs(["Counters"])[0])
+            try:
+                counters: Any = projection.projection
+                return (
+                    counters.get_count(World.Created),
+                    counters.get_count(World.SomethingHappened),
+                    counters.recorder.max_notification_id(),
+                )
+            finally:
+                projection.close()
+
+        live = counts()
+        self.assertEqual(live[:2], (3, 6))
+        call_command("rebuild_projection", "Counters", verbosity=0)
+        # The same state, its own log renumbered from 1 as when it first ran.
+        self.assertEqual(counts(), live)
+
+    def test_unknown_projection_names_are_refused(self) -> None:
+        with self.assertRaises(CommandError) as info:
+            call_command("run_projections", "Nope")
+        self.assertIn("Unknown projection(s): Nope", str(info.exception))
+        self.assertIn("WorldSummary", str(info.exception))
+
+
+class TestSystemRunners(DjangoDBTestCase):
+    def check_runner(self, runner: Any) -> None:
+        runner.start()
+        try:
+            universe = runner.get(Universe)
+            write_worlds(universe, worlds=5, things_each=1)
+            counter = runner.get(WorldCounter)
+            last = universe.recorder.max_notification_id()
+            wait_until(
+                lambda: counter.recorder.max_tracking_id("Universe") == last, timeout=10
+            )
+            self.assertEqual(counter.count(), 5)
+        finally:
+            runner.stop()
+
+    def test_single_threaded_runner(self) -> None:
+        self.check_runner(SingleThreadedRunner(system, env=ENV))
+
+    def test_multi_threaded_runner(self) -> None:
+        self.check_runner(MultiThreadedRunner(system, env=ENV))
+
+
+@override_settings(EVENTSOURCING_RUNNER="tests.testapp.system.get_runner")
+class TestSyncFollowers(DjangoDBTestCase):
+    def setUp(self) -> None:
+        self.runner = SingleThreadedRunner(system, env=ENV)
+        self.runner.start()
+        system_module.runner = self.runner
+        # Events the follower was not told about (written by another process).
+        write_worlds(Universe(env=ENV), worlds=3, things_each=1)
+
+    def tearDown(self) -> None:
+        system_module.runner = None
+        self.runner.stop()
+
+    def test_catches_followers_up(self) -> None:
+        counter = self.runner.get(WorldCounter)
+        self.assertEqual(counter.count(), 0)
+        out = StringIO()
+        call_command("sync_followers", verbosity=2, stdout=out)
+        self.assertEqual(counter.count(), 3)
+        self.assertIn("WorldCounter... OK", out.getvalue())
+        self.assertIn("6 events from Universe", out.getvalue())
+
+    def test_dry_run_rolls_back(self) -> None:
+        call_command("sync_followers", "--dry-run", verbosity=0)
+        self.assertEqual(self.runner.get(WorldCounter).count(), 0)
+
+    def test_unknown_follower_is_refused(self) -> None:
+        with self.assertRaises(CommandError) as info:
+            call_command("sync_followers", "Nobody")
+        self.assertIn("Unknown followers: Nobody", str(info.exception))
+        self.assertIn("WorldCounter", str(info.exception))
+
+
+class TestProgress(DjangoDBTestCase):
+    def test_a_terminal_gets_a_progress_bar_and_a_log_gets_lines(self) -> None:
+        from eventsourcing_django.management.commands.run_projections import (
+            ProgressBar,
+            ProgressLog,
+        )
+
+        screen = StringIO()
+        bar = ProgressBar(screen, "WorldSummary")
+        bar(0, 200)
+        bar(100, 200)  # too soon after the last redraw: skipped
+        bar(200, 200)
+        self.assertEqual(
+            screen.getvalue(),
+            "\rWorldSummary [" + "." * 30 + "] 0/200"
+            "\rWorldSummary [" + "#" * 30 + "] 200/200\n",
+        )
+        with self.assertLogs("eventsourcing_django.projections", "INFO") as logs:
+            log = ProgressLog("WorldSummary", every=0.0)
+            log(50, 200)
+            log(200, 200)
+        self.assertEqual(
+            [r.getMessage() for r in logs.records],
+            [
+                "WorldSummary: caught up to 50 of 200",
+                "WorldSummary: caught up to 200 of 200",
+            ],
+        )
+
+    def test_the_worker_logs_its_progress_when_no_terminal_is_attached(self) -> None:
+        write_worlds(Universe(env=ENV), worlds=2, things_each=1)
+        with self.assertLogs("eventsourcing_django.projections", "INFO") as logs:
+            call_command("run_projections", "WorldSummary", "--catch-up-only")
+        messages = [r.getMessage() for r in logs.records]
+        self.assertIn("WorldSummary: catching up from 0", messages)
+        self.assertIn("WorldSummary: caught up to 4 of 4", messages)
+        self.assertIn("WorldSummary: processed 4 events while catching up", messages)
