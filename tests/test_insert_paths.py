@@ -114,18 +114,6 @@ class TestInsertPaths(DjangoDBTestCase):
             notifies = [s for s in executes.sql if s.startswith("NOTIFY")]
         self.assertEqual(len(notifies), 1 if is_postgres() else 0)
 
-    def test_failed_notify_is_logged_not_raised(self) -> None:
-        if not is_postgres():
-            self.skipTest("only PostgreSQL notifies")
-        self.recorder._notify_statement = "NOTIFY x; SELECT no_such_function()"
-        with self.assertLogs("eventsourcing_django.recorders", "ERROR"):
-            ids = self.recorder.insert_events(events(2))
-        self.assertEqual(self.stored_ids(), ids)
-        logs = self.assertLogs("eventsourcing_django.recorders", "ERROR")
-        with logs, transaction.atomic():
-            ids = self.recorder.insert_events(events(2))
-        self.assertEqual(self.stored_ids()[-2:], ids)
-
     def test_batches_of_any_size_in_either_form(self) -> None:
         # PostgreSQL lists short batches in VALUES and sends long ones as arrays.
         for count in (1, 2, 31, 32, 33, 100, 1001):
