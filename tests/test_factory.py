@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from io import StringIO
+from typing import Any
 from uuid import uuid4
 
 from django.core.management import call_command
@@ -204,3 +206,40 @@ class TestTransactions(DjangoDBTestCase):
             )
         self.assertEqual(recorder.max_tracking_id("Up"), 5)
         self.assertEqual(len(recorder.select_notifications(None, 10)), 1)
+
+
+class TestConcurrentStart(DjangoDBTestCase):
+    def test_applications_starting_at_once_create_the_tables_once(self) -> None:
+        import threading
+
+        from django.db import connections as db_connections
+
+        barrier = threading.Barrier(4)
+        errors: list[BaseException] = []
+
+        def slow_ddl(execute: Any, sql: str, *args: Any) -> Any:
+            result = execute(sql, *args)
+            if sql.startswith("CREATE TABLE"):
+                time.sleep(0.1)  # widen the window in which creators could race
+            return result
+
+        def start() -> None:
+            try:
+                barrier.wait(timeout=10)
+                with db_connections["default"].execute_wrapper(slow_ddl):
+                    Universe(env=ENV)
+            except BaseException as e:  # pragma: no cover - reported below
+                errors.append(e)
+            finally:
+                db_connections.close_all()
+
+        threads = [threading.Thread(target=start) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        self.assertEqual(errors, [])
+        self.assertTrue({"universe_events", "universe_snapshots"} <= table_names())
+        app = Universe(env=ENV)
+        app.save(Aggregate())
+        self.assertEqual(app.recorder.max_notification_id(), 1)
