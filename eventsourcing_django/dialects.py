@@ -268,8 +268,8 @@ class PostgresDialect(Dialect):
         t = self.qualify(table)
         return [
             (f"TRUNCATE {t}", []),
-            # RESTART IDENTITY only restarts sequences the table owns; a schema
-            # cloned by django-tenants has its sequence set from the template's.
+            # The notification IDs start at 1 again (a schema cloned by
+            # django-tenants has its sequence set from the template's).
             (
                 "SELECT setval(pg_get_serial_sequence(%s, 'notification_id'), "
                 "1, false) FROM pg_attribute WHERE attrelid = to_regclass(%s) "
