@@ -42,7 +42,9 @@ class Executes:
         return execute(sql, params, many, context)
 
 
-class TestInsertPaths(DjangoDBTestCase):
+class RecorderCase(DjangoDBTestCase):
+    """An application recorder with its table, and the IDs it has stored."""
+
     def setUp(self) -> None:
         super().setUp()
         self.recorder = DjangoApplicationRecorder("TestApp")
@@ -51,6 +53,8 @@ class TestInsertPaths(DjangoDBTestCase):
     def stored_ids(self) -> list[int]:
         return [n.id for n in self.recorder.select_notifications(None, 100)]
 
+
+class TestInsertPaths(RecorderCase):
     def test_alone_one_execute_inserts_and_commits_then_notifies(self) -> None:
         executes = Executes()
         with connections["default"].execute_wrapper(executes):

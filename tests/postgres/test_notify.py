@@ -4,20 +4,10 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from eventsourcing_django.recorders import DjangoApplicationRecorder
-from tests.base import DjangoDBTestCase
-from tests.test_insert_paths import events
+from tests.test_insert_paths import RecorderCase, events
 
 
-class TestNotify(DjangoDBTestCase):
-    def setUp(self) -> None:
-        super().setUp()
-        self.recorder = DjangoApplicationRecorder("TestApp")
-        self.recorder.create_table()
-
-    def stored_ids(self) -> list[int]:
-        return [n.id for n in self.recorder.select_notifications(None, 100)]
-
+class TestNotify(RecorderCase):
     def test_failed_notify_is_logged_not_raised(self) -> None:
         self.recorder._notify_statement = "NOTIFY x; SELECT no_such_function()"
         with self.assertLogs("eventsourcing_django.recorders", "ERROR"):
