@@ -77,13 +77,8 @@ class CustomTrackingRecorder(DjangoTrackingRecorder):
     pass
 
 
-class TestInfrastructureFactory(
-    DjangoDBTestCase, InfrastructureFactoryTestCase[Factory]
-):
-    def setUp(self) -> None:
-        self.env = Environment("TestCase")
-        self.env[InfrastructureFactory.PERSISTENCE_MODULE] = "eventsourcing_django"
-        super().setUp()
+class DjangoFactoryExpectations:
+    """What InfrastructureFactoryTestCase should find: our factory and recorders."""
 
     def expected_factory_class(self) -> type[Factory]:
         return Factory
@@ -102,6 +97,17 @@ class TestInfrastructureFactory(
 
     def expected_process_recorder_class(self) -> type[ProcessRecorder]:
         return DjangoProcessRecorder
+
+
+class TestInfrastructureFactory(
+    DjangoFactoryExpectations,
+    DjangoDBTestCase,
+    InfrastructureFactoryTestCase[Factory],
+):
+    def setUp(self) -> None:
+        self.env = Environment("TestCase")
+        self.env[InfrastructureFactory.PERSISTENCE_MODULE] = "eventsourcing_django"
+        super().setUp()
 
 
 del AggregateRecorderTestCase

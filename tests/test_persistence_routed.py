@@ -25,13 +25,11 @@ from eventsourcing.utils import Environment
 
 from eventsourcing_django.factory import Factory
 from eventsourcing_django.recorders import (
-    DjangoAggregateRecorder,
     DjangoApplicationRecorder,
-    DjangoProcessRecorder,
     DjangoRecorder,
-    DjangoTrackingRecorder,
 )
 from tests.base import DjangoDBTestCase, factory_env, is_postgres, table_names
+from tests.test_persistence import DjangoFactoryExpectations
 
 APPLICATION = "TestApp"
 SCHEMA = "es_conformance"
@@ -101,35 +99,15 @@ class TestRoutedNonInterleavingNotificationIDs(
         return self.routed(self.factory().application_recorder())
 
 
-class CustomTrackingRecorder(DjangoTrackingRecorder):
-    pass
-
-
-class TestRoutedInfrastructureFactory(Routed, InfrastructureFactoryTestCase[Factory]):
+class TestRoutedInfrastructureFactory(
+    DjangoFactoryExpectations, Routed, InfrastructureFactoryTestCase[Factory]
+):
     def setUp(self) -> None:
         self.env = Environment("TestCase")
         self.env[InfrastructureFactory.PERSISTENCE_MODULE] = "eventsourcing_django"
         super().setUp()
         self.assertEqual(self.factory.database_alias(), "other")
         self.assertEqual(self.factory.schema, self.expected_schema)
-
-    def expected_factory_class(self) -> type[Factory]:
-        return Factory
-
-    def expected_aggregate_recorder_class(self) -> type[AggregateRecorder]:
-        return DjangoAggregateRecorder
-
-    def expected_application_recorder_class(self) -> type[ApplicationRecorder]:
-        return DjangoApplicationRecorder
-
-    def expected_tracking_recorder_class(self) -> type[TrackingRecorder]:
-        return DjangoTrackingRecorder
-
-    def tracking_recorder_subclass(self) -> type[TrackingRecorder]:
-        return CustomTrackingRecorder
-
-    def expected_process_recorder_class(self) -> type[ProcessRecorder]:
-        return DjangoProcessRecorder
 
 
 # The same suites with the application pinned to a schema as well. Not collected
