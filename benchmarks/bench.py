@@ -18,7 +18,9 @@ and both use psycopg 3 on PostgreSQL. Measured, for each round and side:
   tables) writing at once in four processes: total events/s and the scaling
   (the same four processes run the phases 1, 4, 4, 1 writers, so that a drift
   in the machine's load weighs on both alike);
-* an ``Application`` round trip: ``repository.get``, one new event, ``save``.
+* an ``Application`` round trip: ``repository.get``, one new event, ``save``;
+* on PostgreSQL, requests per second through Django's threaded server with
+  ``CONN_MAX_AGE`` 0 and 60 (``benchmarks/bench_http.py``; ``--no-http`` skips it).
 
 The table shows, per measurement, the median over rounds with the range
 (min-max) for each side, the ratio ours/native of the medians, and the project's
@@ -803,6 +805,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--pg-host", default="127.0.0.1")
     parser.add_argument("--pg-port", type=int, default=5432)
     parser.add_argument("--pg-user", default="postgres")
+    parser.add_argument(
+        "--no-http",
+        dest="http",
+        action="store_false",
+        help="skip the requests-per-second measurement (benchmarks/bench_http.py)",
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -839,6 +847,17 @@ def main(argv: Sequence[str] | None = None) -> None:
             results = run_vendor(run, vendor, args.rounds, sizes)
             tables.append(table(vendor, results))
             print("\n" + tables[-1], flush=True)
+    if args.http and "postgres" in vendors:
+        from bench_http import run_http
+
+        pg = {
+            "host": server.host,
+            "port": str(server.port),
+            "user": server.user,
+            "password": server.password,
+        }
+        requests = max(100, int(2000 * args.scale))
+        print("\n" + run_http(args.rounds, requests, pg, port=8765), flush=True)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,11 @@ from eventsourcing.projection import (
 )
 from eventsourcing.utils import Environment, resolve_topic
 
+from eventsourcing_django.applications import (
+    ApplicationDeclaration,
+    declaration,
+    declarations,
+)
 from eventsourcing_django.recorders import (
     DjangoApplicationRecorder,
     DjangoRecorder,
@@ -49,6 +54,8 @@ from eventsourcing_django.recorders import (
 from eventsourcing_django.tenants import use_schema
 
 logger = logging.getLogger("eventsourcing_django.projections")
+
+PROJECTIONS_SETTING = "EVENTSOURCING_PROJECTIONS"
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -127,29 +134,44 @@ class DjangoProjectionView(DjangoTrackingRecorder):
 
 @dataclass(frozen=True)
 class ProjectionSpec:
-    """One entry of ``settings.EVENTSOURCING_PROJECTIONS``."""
+    """One entry of ``settings.EVENTSOURCING_PROJECTIONS``.
+
+    Its ``application`` is the name of an application declared in
+    ``settings.EVENTSOURCING_APPLICATIONS`` (or, as before declarations, a class
+    topic: the class is then built with the projection's ``env``, unless its
+    name is declared).
+    """
 
     name: str
-    application_class: type[Application[Any]]
+    application: str
     projection_class: type[Projection[Any]] | type[EventSourcedProjection[Any]]
     view_class: type[TrackingRecorder] | None = None
     env: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_setting(cls, name: str, entry: dict[str, Any]) -> ProjectionSpec:
+        where = f"settings.{PROJECTIONS_SETTING}[{name!r}]"
+
         def load(key: str) -> Any:
             try:
                 return resolve_topic(entry[key])
             except KeyError:
-                msg = f"EVENTSOURCING_PROJECTIONS[{name!r}] has no {key!r}"
+                msg = f"{where} has no {key!r}"
                 raise ImproperlyConfigured(msg) from None
             except Exception as e:
-                msg = (
-                    f"EVENTSOURCING_PROJECTIONS[{name!r}][{key!r}] = "
-                    f"{entry[key]!r} cannot be imported: {e}"
-                )
+                msg = f"{where}[{key!r}] = {entry[key]!r} cannot be imported: {e}"
                 raise ImproperlyConfigured(msg) from e
 
+        if not isinstance(entry, dict):
+            msg = f"{where} must be a dict with 'application' and 'projection'"
+            raise ImproperlyConfigured(msg)
+        application = entry.get("application")
+        if not isinstance(application, str) or not application:
+            msg = (
+                f"{where}['application'] must name an application declared in "
+                f"settings.EVENTSOURCING_APPLICATIONS, got {application!r}"
+            )
+            raise ImproperlyConfigured(msg)
         projection_class = load("projection")
         is_event_sourced = isinstance(projection_class, type) and issubclass(
             projection_class, EventSourcedProjection
@@ -159,26 +181,72 @@ class ProjectionSpec:
             and issubclass(projection_class, Projection)
         ):
             msg = (
-                f"EVENTSOURCING_PROJECTIONS[{name!r}]['projection'] must be a "
-                "Projection or EventSourcedProjection class"
+                f"{where}['projection'] must be a Projection or "
+                "EventSourcedProjection class"
             )
             raise ImproperlyConfigured(msg)
         view_class = None
         if not is_event_sourced:
             view_class = load("view")
+            if not (
+                isinstance(view_class, type)
+                and issubclass(view_class, TrackingRecorder)
+            ):
+                msg = (
+                    f"{where}['view'] must be a TrackingRecorder class, such as a "
+                    "subclass of eventsourcing_django.projections.DjangoProjectionView"
+                )
+                raise ImproperlyConfigured(msg)
         elif "view" in entry:
             msg = (
-                f"EVENTSOURCING_PROJECTIONS[{name!r}]: an EventSourcedProjection "
-                "keeps its own state, it takes no 'view'"
+                f"{where}: an EventSourcedProjection keeps its own state, it takes "
+                "no 'view'"
             )
             raise ImproperlyConfigured(msg)
         return cls(
             name=name,
-            application_class=load("application"),
+            application=application,
             projection_class=projection_class,
             view_class=view_class,
             env={str(k): str(v) for k, v in entry.get("env", {}).items()},
         )
+
+    @property
+    def is_topic(self) -> bool:
+        return ":" in self.application
+
+    def application_declaration(self) -> ApplicationDeclaration | None:
+        """The declaration of the projection's application, if it has one."""
+        if not self.is_topic:
+            return declaration(self.application)
+        name = getattr(self.application_class(), "name", None)
+        return declarations().get(name) if isinstance(name, str) else None
+
+    def application_class(self) -> type[Application[Any]]:
+        if not self.is_topic:
+            return declaration(self.application).application_class()
+        try:
+            cls = resolve_topic(self.application)
+        except Exception as e:
+            msg = (
+                f"settings.{PROJECTIONS_SETTING}[{self.name!r}]['application'] = "
+                f"{self.application!r} cannot be imported: {e}"
+            )
+            raise ImproperlyConfigured(msg) from e
+        if not (isinstance(cls, type) and issubclass(cls, Application)):
+            msg = (
+                f"settings.{PROJECTIONS_SETTING}[{self.name!r}]['application'] = "
+                f"{self.application!r} is not an Application class"
+            )
+            raise ImproperlyConfigured(msg)
+        return cls
+
+    def build_application(self) -> Application[Any]:
+        """A new instance of the projection's application, as declared."""
+        decl = self.application_declaration()
+        if decl is not None:
+            return decl.build()
+        return self.application_class()(env=self.environment())
 
     def environment(self) -> dict[str, str]:
         """The projection's env: our persistence module, os.environ, the setting's."""
@@ -190,9 +258,7 @@ class ProjectionSpec:
 
 def projection_specs(names: Sequence[str] = ()) -> list[ProjectionSpec]:
     """The projections declared in settings, all or those named."""
-    declared: dict[str, dict[str, Any]] = getattr(
-        settings, "EVENTSOURCING_PROJECTIONS", {}
-    )
+    declared: dict[str, dict[str, Any]] = getattr(settings, PROJECTIONS_SETTING, {})
     unknown = [n for n in names if n not in declared]
     if unknown:
         known = ", ".join(declared) or "none"
@@ -209,7 +275,7 @@ class LoadedProjection:
 
     def __init__(self, spec: ProjectionSpec) -> None:
         self.spec = spec
-        self.app = spec.application_class(env=spec.environment())
+        self.app = spec.build_application()
         projection_class: Any = spec.projection_class
         if spec.view_class is None:
             self.projection = projection_class(env=spec.environment())

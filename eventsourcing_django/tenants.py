@@ -16,12 +16,13 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterator
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from eventsourcing.application import Application
 
+from eventsourcing_django.applications import declaration, is_declared
 from eventsourcing_django.conf import tenant_schema
 from eventsourcing_django.dialects import dialect_for
 from eventsourcing_django.factory import Factory
@@ -39,11 +40,14 @@ def _tenant_alias() -> str:
     return str(get_tenant_database_alias())
 
 
-def get_application(cls: type[A], **kwargs: Any) -> A:
-    """The instance of ``cls`` for the tenant of the current connection.
+def get_application(application: type[A] | str, **kwargs: Any) -> A:
+    """The instance of an application for the tenant of the current connection.
 
-    Built on first use and then reused for that tenant's schema; keyword
-    arguments (``env=...``) are passed to the constructor the first time.
+    ``application`` is the class, or the name of an application declared in
+    ``settings.EVENTSOURCING_APPLICATIONS``. Built on first use, from its
+    declaration if it has one, and then reused for that tenant's schema; keyword
+    arguments (``env=...``) are passed to the constructor the first time, their
+    env over the declared one.
     """
     connection = connections[_tenant_alias()]
     schema = tenant_schema(connection)
@@ -53,13 +57,20 @@ def get_application(cls: type[A], **kwargs: Any) -> A:
             "(ENGINE 'django_tenants.postgresql_backend') on the tenant alias"
         )
         raise RuntimeError(msg)
-    return get_tenant_application(cls, schema, **kwargs)
+    return get_tenant_application(application, schema, **kwargs)
 
 
-def get_tenant_application(cls: type[A], schema_name: str, **kwargs: Any) -> A:
-    """The instance of ``cls`` for the tenant whose schema is ``schema_name``
-    (for workers and commands, which have no request to say the tenant)."""
+def get_tenant_application(
+    application: type[A] | str, schema_name: str, **kwargs: Any
+) -> A:
+    """The instance of an application for the tenant whose schema is
+    ``schema_name`` (for workers and commands, which have no request to say the
+    tenant)."""
     check_schema_name(schema_name)
+    if isinstance(application, str):
+        cls = cast("type[A]", declaration(application).application_class())
+    else:
+        cls = application
     key = (cls, schema_name)
     try:
         return _applications[key]  # type: ignore[return-value]
@@ -73,6 +84,9 @@ def get_tenant_application(cls: type[A], schema_name: str, **kwargs: Any) -> A:
 
 def _construct(cls: type[A], schema_name: str, **kwargs: Any) -> A:
     env = dict(kwargs.pop("env", None) or {})
+    if is_declared(cls):
+        # The tenant's instance reads events as every other instance does.
+        env = declaration(cls).environment(env)
     prefixed = f"{cls.name.upper()}_DJANGO_SCHEMA"
     for key in ("DJANGO_SCHEMA", prefixed):
         if env.get(key, schema_name) != schema_name:

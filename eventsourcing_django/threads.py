@@ -1,9 +1,13 @@
 """Closing the database connections that worker threads open.
 
-Django keeps one connection per thread and alias, and closes it only at the end of
-a request. Threads started by the library (runners, subscriptions, the 100 workers
-of its test suite) have no request, so their connections would stay open and a
-PostgreSQL server allows 100 in all. Two rules keep them in check:
+Django keeps one connection per thread and alias, and closes it at the end of a
+request (or keeps it, by ``CONN_MAX_AGE`` or a pool). A call made while Django
+handles a request, in whatever thread the server runs it (``runserver``,
+gunicorn ``gthread``, an ASGI thread pool), uses the request's connection and
+leaves its life to Django: one connection per request, none with persistent
+connections. Threads started by the library (runners, subscriptions, the 100
+workers of its test suite) have no request, so their connections would stay open
+and a PostgreSQL server allows 100 in all. Two rules keep them in check:
 
 - In a thread other than the main thread, a recorder call that had to open the
   thread's connection closes it again when it returns, unless it ran inside the
@@ -24,10 +28,30 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import request_finished, request_started
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 _local = threading.local()
+
+
+def _request_started(**kwargs: Any) -> None:
+    _local.in_request = True
+
+
+def _request_finished(**kwargs: Any) -> None:
+    _local.in_request = False
+
+
+# Django sends both in the thread that runs the request's view (for ASGI, in the
+# request's thread-sensitive executor), which is where our calls run.
+request_started.connect(_request_started, dispatch_uid="eventsourcing_django")
+request_finished.connect(_request_finished, dispatch_uid="eventsourcing_django")
+
+
+def in_request() -> bool:
+    """Whether this thread is handling a request for Django."""
+    return bool(getattr(_local, "in_request", False))
 
 
 class _Closer:
@@ -111,6 +135,7 @@ def connection_scope(connection: BaseDatabaseWrapper) -> Iterator[None]:
     closer = _closer()
     if (
         closer is None
+        or in_request()
         or connection.connection is not None
         or _keeps_connections()
         or connection.settings_dict.get("CONN_MAX_AGE", 0) != 0

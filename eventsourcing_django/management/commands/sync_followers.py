@@ -13,7 +13,9 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 from eventsourcing.domain import EventSourcingError
-from eventsourcing.system import Follower, Runner
+from eventsourcing.system import Follower, Runner, SingleThreadedRunner, System
+
+from eventsourcing_django.applications import runner_env
 
 
 class _RollBack(Exception):
@@ -21,19 +23,35 @@ class _RollBack(Exception):
 
 
 def find_runner() -> Runner[Any]:
-    """The system runner: ``settings.EVENTSOURCING_RUNNER``, or the only one
-    found as an attribute of an installed app's ``AppConfig``."""
+    """The system runner (see :func:`_find_runner`)."""
+    return _find_runner()[0]
+
+
+def _find_runner() -> tuple[Runner[Any], bool]:
+    """The system runner, and whether it was started here (to be stopped):
+    ``settings.EVENTSOURCING_RUNNER``, or the only one
+    found as an attribute of an installed app's ``AppConfig``.
+
+    The setting may also name a ``System``: it is then run by a new, started
+    ``SingleThreadedRunner`` whose applications are built from their
+    declarations (see :func:`eventsourcing_django.applications.runner_env`).
+    """
     path = getattr(settings, "EVENTSOURCING_RUNNER", None)
     if path is not None:
         runner = _runner_from_setting(path)
+        if isinstance(runner, System):
+            runner = SingleThreadedRunner(runner, env=runner_env(runner))
+            runner.start()
+            return runner, True
         if not isinstance(runner, Runner):
             msg = (
                 f"settings.EVENTSOURCING_RUNNER = {path!r} does not give a Runner: "
-                "use '<app label>.<attribute>' of an AppConfig, or "
-                "'<module>.<function>' of a function that returns the runner"
+                "use '<app label>.<attribute>' of an AppConfig, "
+                "'<module>.<function>' of a function that returns the runner, or "
+                "'<module>.<attribute>' of a System"
             )
             raise CommandError(msg)
-        return runner
+        return runner, False
     found = [
         value
         for config in apps.get_app_configs()
@@ -46,7 +64,7 @@ def find_runner() -> Runner[Any]:
             "one: set settings.EVENTSOURCING_RUNNER"
         )
         raise CommandError(msg)
-    return found[0]
+    return found[0], False
 
 
 def _runner_from_setting(path: str) -> Any:
@@ -58,8 +76,10 @@ def _runner_from_setting(path: str) -> Any:
             module = importlib.import_module(owner)
         except ImportError:
             return None
-        function = getattr(module, attribute, None)
-        return function() if callable(function) else None
+        value = getattr(module, attribute, None)
+        if isinstance(value, System):
+            return value
+        return value() if callable(value) else None
     return getattr(config, attribute, None)
 
 
@@ -84,7 +104,16 @@ class Command(BaseCommand):
         names: list[str] = options["followers"]
         verbosity: int = options["verbosity"]
         dry_run: bool = options["dry_run"]
-        runner = find_runner()
+        runner, started_here = _find_runner()
+        try:
+            self._sync_all(runner, names, verbosity, dry_run)
+        finally:
+            if started_here:
+                runner.stop()
+
+    def _sync_all(
+        self, runner: Runner[Any], names: list[str], verbosity: int, dry_run: bool
+    ) -> None:
         system = runner.system
         unknown = sorted(set(names) - set(system.followers))
         if unknown:
