@@ -59,9 +59,17 @@ MIDDLEWARE = [
 ROOT_URLCONF = "tests_tenants.shop.urls"
 ALLOWED_HOSTS = ["*"]
 
+# Declared once: every tenant's instance is built with this env.
+EVENTSOURCING_APPLICATIONS = {
+    "Universe": {
+        "class": "tests.testapp.domain:Universe",
+        "env": {"COMPRESSOR_TOPIC": "eventsourcing.compressor:ZlibCompressor"},
+    },
+}
+
 EVENTSOURCING_PROJECTIONS = {
     "WorldSummary": {
-        "application": "tests.testapp.domain:Universe",
+        "application": "Universe",
         "projection": "tests_tenants.shop.projections:WorldSummaryProjection",
         "view": "tests_tenants.shop.projections:WorldSummaryView",
     },

@@ -29,6 +29,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.staticfiles",
     "eventsourcing_django",
     "tests.testapp",
     # Holds the migrations that the tests of operations and commands write.
@@ -57,16 +58,25 @@ TEMPLATES = [
     }
 ]
 
+STATIC_URL = "static/"
+STATIC_ROOT = os.path.join(tempfile.gettempdir(), f"esdj{SUFFIX}_static")
+
+# The applications of the README's examples, declared once.
+EVENTSOURCING_APPLICATIONS = {
+    "Universe": {"class": "tests.testapp.domain:Universe"},
+    "WorldCounter": {"class": "tests.testapp.system:WorldCounter"},
+}
+
 # The projection example of the README (tests/testapp/projections.py).
 EVENTSOURCING_PROJECTIONS = {
     "WorldSummary": {
-        "application": "tests.testapp.domain:Universe",
+        "application": "Universe",
         "projection": "tests.testapp.projections:WorldSummaryProjection",
         "view": "tests.testapp.projections:WorldSummaryView",
     },
     # An event-sourced projection: its state is an application of its own.
     "Counters": {
-        "application": "tests.testapp.domain:Universe",
+        "application": "Universe",
         "projection": "eventsourcing.tests.projection:Counters",
     },
 }

@@ -8,9 +8,10 @@ class EventsourcingDjangoConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from eventsourcing_django.checks import TAG, check_settings
+        from eventsourcing_django.checks import TAG, check_declarations, check_settings
 
         checks.register(check_settings, TAG)
+        checks.register(check_declarations, TAG)
 
         from django.conf import settings
 

@@ -9,13 +9,15 @@ the wrong database.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, cast
 
 from django.apps import AppConfig
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, models, router
+from eventsourcing.utils import Environment, resolve_topic
 
 from eventsourcing_django.builder import APP_LABEL, build_model
 from eventsourcing_django.conf import (
@@ -34,6 +36,10 @@ from eventsourcing_django.tables import (
     InvalidSchemaNameError,
     check_schema_name,
 )
+
+if TYPE_CHECKING:
+    from eventsourcing_django.applications import ApplicationDeclaration
+    from eventsourcing_django.projections import ProjectionSpec
 
 #: ``manage.py check --tag eventsourcing`` runs only these checks.
 TAG = "eventsourcing"
@@ -278,5 +284,250 @@ def _check_schemas(
                         f"PostgreSQL database in {DATABASES_SETTING}."
                     ),
                     id="eventsourcing_django.E007",
+                )
+            )
+
+
+# Declared applications and projections ------------------------------------------
+
+
+def check_declarations(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """Check EVENTSOURCING_APPLICATIONS and EVENTSOURCING_PROJECTIONS, without
+    touching a database: topics import and are the right kinds of class, env
+    keys are valid, projections name declared applications and keep their
+    view's models on the view's alias."""
+    if app_configs is not None and not any(c.name == APP_LABEL for c in app_configs):
+        return []
+    errors: list[checks.CheckMessage] = []
+    declared = _check_applications(errors)
+    _check_projections(declared, errors)
+    return errors
+
+
+def _check_applications(
+    errors: list[checks.CheckMessage],
+) -> dict[str, ApplicationDeclaration]:
+    from eventsourcing_django.applications import (
+        APPLICATIONS_SETTING,
+        ApplicationDeclaration,
+    )
+
+    value = getattr(settings, APPLICATIONS_SETTING, None)
+    if value is None:
+        return {}
+    example = (
+        f"{APPLICATIONS_SETTING} = {{'Universe': {{'class': "
+        "'myproject.domain:Universe', 'env': {...}}}"
+    )
+    if not isinstance(value, Mapping):
+        errors.append(
+            checks.Error(
+                f"settings.{APPLICATIONS_SETTING} must be a dict of application "
+                f"names to declarations, got {value!r}.",
+                hint=f"For example: {example}",
+                id="eventsourcing_django.E009",
+            )
+        )
+        return {}
+    declared: dict[str, ApplicationDeclaration] = {}
+    for name, entry in value.items():
+        try:
+            decl = ApplicationDeclaration.from_setting(str(name), entry)
+        except ImproperlyConfigured as e:
+            errors.append(
+                checks.Error(
+                    str(e),
+                    hint=f"For example: {example}",
+                    id="eventsourcing_django.E009",
+                )
+            )
+            continue
+        try:
+            decl.application_class()
+        except ImproperlyConfigured as e:
+            errors.append(
+                checks.Error(
+                    str(e),
+                    hint="Give the topic of an Application subclass, "
+                    "'package.module:ClassName', under the class's name.",
+                    id="eventsourcing_django.E010",
+                )
+            )
+            continue
+        declared[decl.name] = decl
+        problem = _env_problem(decl)
+        if problem is not None:
+            message, hint = problem
+            errors.append(
+                checks.Error(
+                    f"settings.{APPLICATIONS_SETTING}[{decl.name!r}]: {message}",
+                    hint=hint,
+                    id="eventsourcing_django.E011",
+                )
+            )
+    return declared
+
+
+def _env_problem(decl: ApplicationDeclaration) -> tuple[str, str] | None:
+    """What is wrong with the environment the application would run with."""
+    from eventsourcing_django.factory import Factory
+
+    env = decl.effective_env()
+    cipher_topic = env.get("CIPHER_TOPIC")
+    if cipher_topic and not env.get("CIPHER_KEY"):
+        return (
+            f"CIPHER_TOPIC is {cipher_topic!r} but no CIPHER_KEY is set, so the "
+            "application cannot encrypt or decrypt its events.",
+            "Set CIPHER_KEY in its 'env' (or the process environment), e.g. "
+            "from AESCipher.create_key(16).",
+        )
+    alias = env.get("DJANGO_DB_ALIAS")
+    if alias and alias not in settings.DATABASES:
+        return (
+            f"DJANGO_DB_ALIAS {alias!r} is not in settings.DATABASES.",
+            f"Use one of: {', '.join(map(repr, settings.DATABASES))}.",
+        )
+    try:
+        factory_class = _factory_class(env)
+        if not (isinstance(factory_class, type) and issubclass(factory_class, Factory)):
+            # Another persistence module: constructing its factory may connect.
+            return None
+        # Constructing our factory and the mapper's parts checks every key they
+        # read (lock timeout, ID type, schema, compressor, cipher and its key,
+        # transcoder) and opens no connection.
+        factory = factory_class(env)
+        factory.compressor()
+        factory.cipher()
+        factory.transcoder()
+        for key in (
+            "APPLICATION_RECORDER_TOPIC",
+            "PROCESS_RECORDER_TOPIC",
+            "TRACKING_RECORDER_TOPIC",
+            "MAPPER_TOPIC",
+        ):
+            if env.get(key):
+                resolve_topic(env.get(key) or "")
+    except Exception as e:
+        return (
+            f"its env is not usable: {type(e).__name__}: {e}",
+            "Fix the key the message names in its 'env' (or in the process "
+            "environment).",
+        )
+    return None
+
+
+def _factory_class(env: Environment) -> type[Any] | ModuleType:
+    """What the library would construct the factory from, by the same keys."""
+    topic = (
+        env.get("PERSISTENCE_MODULE")
+        or env.get("INFRASTRUCTURE_FACTORY")
+        or env.get("FACTORY_TOPIC")
+        or "eventsourcing.popo"
+    )
+    resolved = resolve_topic(topic)
+    if isinstance(resolved, ModuleType):
+        found = getattr(resolved, "Factory", None)
+        return found if isinstance(found, type) else resolved
+    return cast("type[Any]", resolved)
+
+
+def _check_projections(
+    declared: Mapping[str, ApplicationDeclaration], errors: list[checks.CheckMessage]
+) -> None:
+    from eventsourcing_django.applications import APPLICATIONS_SETTING
+    from eventsourcing_django.projections import PROJECTIONS_SETTING, ProjectionSpec
+
+    value = getattr(settings, PROJECTIONS_SETTING, None)
+    if value is None:
+        return
+    if not isinstance(value, Mapping):
+        errors.append(
+            checks.Error(
+                f"settings.{PROJECTIONS_SETTING} must be a dict of projection names "
+                f"to declarations, got {value!r}.",
+                id="eventsourcing_django.E012",
+            )
+        )
+        return
+    for name, entry in value.items():
+        try:
+            spec = ProjectionSpec.from_setting(str(name), entry)
+        except ImproperlyConfigured as e:
+            errors.append(
+                checks.Error(
+                    str(e),
+                    hint="Give 'application' (a declared name), 'projection' and, "
+                    "for a Projection, 'view' as 'package.module:ClassName'.",
+                    id="eventsourcing_django.E012",
+                )
+            )
+            continue
+        where = f"settings.{PROJECTIONS_SETTING}[{spec.name!r}]['application']"
+        if spec.is_topic:
+            try:
+                cls_name = spec.application_class().name
+            except ImproperlyConfigured as e:
+                errors.append(checks.Error(str(e), id="eventsourcing_django.E012"))
+                continue
+            if cls_name not in declared:
+                errors.append(
+                    checks.Warning(
+                        f"{where} = {spec.application!r} is a class, not a declared "
+                        "application: commands build it from the projection's env, "
+                        "and read its events with another mapper than your views "
+                        "if the two envs differ.",
+                        hint=(
+                            f"Declare it in settings.{APPLICATIONS_SETTING} as "
+                            f"{cls_name!r} and name it here."
+                        ),
+                        id="eventsourcing_django.W001",
+                    )
+                )
+        elif spec.application not in declared:
+            known = ", ".join(map(repr, declared)) or "none"
+            errors.append(
+                checks.Error(
+                    f"{where} = {spec.application!r} is not declared in "
+                    f"settings.{APPLICATIONS_SETTING} (declared: {known}).",
+                    hint=f"Declare {spec.application!r} there, or fix the name.",
+                    id="eventsourcing_django.E013",
+                )
+            )
+        _check_view_models(spec, errors)
+
+
+def _check_view_models(spec: ProjectionSpec, errors: list[checks.CheckMessage]) -> None:
+    """A view's models must be on the view's alias: they commit with its tracking."""
+    models_ = getattr(spec.view_class, "models", ())
+    if not models_:
+        return
+    view_alias = spec.env.get("DJANGO_DB_ALIAS") or spec.env.get(
+        f"{spec.projection_class.name.upper()}_DJANGO_DB_ALIAS"
+    )
+    try:
+        view_alias = view_alias or alias_for_application(spec.projection_class.name)
+    except Exception:
+        return  # A router that cannot answer here; see _ask().
+    for model in models_:
+        try:
+            model_alias = router.db_for_write(model) or "default"
+        except Exception:
+            continue
+        if model_alias != view_alias:
+            errors.append(
+                checks.Error(
+                    f"Projection {spec.name!r}: its view keeps its tracking on "
+                    f"database {view_alias!r}, but the routers send its model "
+                    f"{model._meta.label} to {model_alias!r}, so the two cannot "
+                    "commit together.",
+                    hint=(
+                        f"Route {model._meta.label} to {view_alias!r}, or the "
+                        f"projection {spec.projection_class.name!r} to "
+                        f"{model_alias!r} (EVENTSOURCING_DATABASES, or "
+                        "DJANGO_DB_ALIAS in the projection's 'env')."
+                    ),
+                    id="eventsourcing_django.E014",
                 )
             )

@@ -311,3 +311,21 @@ def test_commands_run_per_tenant_and_for_all_tenants() -> None:
     connection.set_schema_to_public()
     assert counts == {"tenant_a": [1], "tenant_b": [1, 1], "tenant_c": []}
     assert count_rows("public", "shop_worldsummary") == 0
+
+
+def test_a_tenant_instance_is_built_from_the_declaration() -> None:
+    schema = TENANTS[0]
+    # By name or by class: the same instance, with the declared compressor.
+    universe = get_tenant_application("Universe", schema)
+    assert universe is get_tenant_application(Universe, schema)
+    assert universe.mapper.compressor is not None
+    world_id = universe.create_world()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'SELECT state FROM "{schema}"."universe_events" WHERE originator_id = %s',
+            [world_id],
+        )
+        row = cursor.fetchone()
+    assert row is not None
+    # zlib's header, not JSON: the stored state went through the compressor.
+    assert bytes(row[0])[:1] == b"\x78"
