@@ -302,7 +302,13 @@ def check_declarations(
         return []
     errors: list[checks.CheckMessage] = []
     declared = _check_applications(errors)
-    _check_projections(declared, errors)
+    value = getattr(settings, "EVENTSOURCING_APPLICATIONS", None)
+    # Names whose declaration is broken were reported already: projections of
+    # them are not reported again.
+    if value is not None and not isinstance(value, Mapping):
+        return errors
+    broken = set(value or ()) - set(declared)
+    _check_projections(declared, broken, errors)
     return errors
 
 
@@ -434,7 +440,9 @@ def _factory_class(env: Environment) -> type[Any] | ModuleType:
 
 
 def _check_projections(
-    declared: Mapping[str, ApplicationDeclaration], errors: list[checks.CheckMessage]
+    declared: Mapping[str, ApplicationDeclaration],
+    broken: set[str],
+    errors: list[checks.CheckMessage],
 ) -> None:
     from eventsourcing_django.applications import APPLICATIONS_SETTING
     from eventsourcing_django.projections import PROJECTIONS_SETTING, ProjectionSpec
@@ -471,7 +479,7 @@ def _check_projections(
             except ImproperlyConfigured as e:
                 errors.append(checks.Error(str(e), id="eventsourcing_django.E012"))
                 continue
-            if cls_name not in declared:
+            if cls_name not in declared and cls_name not in broken:
                 errors.append(
                     checks.Warning(
                         f"{where} = {spec.application!r} is a class, not a declared "
@@ -485,7 +493,7 @@ def _check_projections(
                         id="eventsourcing_django.W001",
                     )
                 )
-        elif spec.application not in declared:
+        elif spec.application not in declared and spec.application not in broken:
             known = ", ".join(map(repr, declared)) or "none"
             errors.append(
                 checks.Error(

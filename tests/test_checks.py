@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.apps import apps
 from django.core.checks import CheckMessage, run_checks
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.test import SimpleTestCase, override_settings
 
-from eventsourcing_django.checks import TAG, check_settings
+from eventsourcing_django.checks import TAG, check_declarations, check_settings
 from tests.base import is_postgres
 from tests.routers import TenantSyncRouter
 
@@ -141,3 +143,121 @@ class TestSchemaOnPostgreSQLCheck(SimpleTestCase):
     )
     def test_a_schema_for_an_application_on_postgresql_passes(self) -> None:
         self.assertEqual(check_settings(), [])
+
+
+UNIVERSE = {"class": "tests.testapp.domain:Universe"}
+VIEW_PROJECTION = {
+    "application": "Universe",
+    "projection": "tests.testapp.projections:WorldSummaryProjection",
+    "view": "tests.testapp.projections:WorldSummaryView",
+}
+
+
+class SendSummariesToOther:
+    """Routes the projection example's read model to 'other'."""
+
+    def db_for_write(self, model: Any, **hints: Any) -> str | None:
+        return "other" if model._meta.model_name == "worldsummary" else None
+
+
+@override_settings(
+    EVENTSOURCING_APPLICATIONS={"Universe": UNIVERSE},
+    EVENTSOURCING_PROJECTIONS={"WorldSummary": VIEW_PROJECTION},
+)
+class TestDeclarationChecks(SimpleTestCase):
+    def assert_fires(self, check_id: str, fragment: str, **overrides: Any) -> None:
+        with self.settings(**overrides):
+            messages = check_declarations()
+        self.assertEqual(ids(messages), [check_id], messages)
+        self.assertIn(fragment, messages[0].msg)
+
+    def test_sound_declarations_pass_and_open_no_connection(self) -> None:
+        self.assertEqual(check_declarations(), [])
+        self.assertEqual(
+            [m for m in run_checks(tags=[TAG]) if m.id and "E0" in m.id], []
+        )
+
+    def test_e009_a_malformed_declaration(self) -> None:
+        self.assert_fires(
+            "eventsourcing_django.E009",
+            "unknown key(s) 'klass'",
+            EVENTSOURCING_APPLICATIONS={"Universe": {"klass": "x:Y"}},
+        )
+        self.assert_fires(
+            "eventsourcing_django.E009",
+            "must be a dict of application names",
+            EVENTSOURCING_APPLICATIONS=["Universe"],
+        )
+
+    def test_e010_a_class_that_does_not_import_or_is_not_an_application(
+        self,
+    ) -> None:
+        self.assert_fires(
+            "eventsourcing_django.E010",
+            "cannot be imported",
+            EVENTSOURCING_APPLICATIONS={
+                "Universe": {"class": "tests.nowhere:Universe"}
+            },
+        )
+        self.assert_fires(
+            "eventsourcing_django.E010",
+            "is not an Application subclass",
+            EVENTSOURCING_APPLICATIONS={
+                "Universe": {"class": "tests.testapp.domain:World"}
+            },
+        )
+
+    def test_e011_an_env_that_cannot_work(self) -> None:
+        cases = [
+            ({"CIPHER_TOPIC": "eventsourcing.cipher:AESCipher"}, "no CIPHER_KEY"),
+            ({"COMPRESSOR_TOPIC": "zlibb"}, "zlibb"),
+            ({"CIPHER_KEY": "c2hvcnQ="}, "Invalid key size"),
+            ({"DJANGO_DB_ALIAS": "event"}, "'event' is not in settings.DATABASES"),
+            ({"DJANGO_LOCK_TIMEOUT": "soon"}, "DJANGO_LOCK_TIMEOUT"),
+            ({"ORIGINATOR_ID_TYPE": "int"}, "ORIGINATOR_ID_TYPE"),
+        ]
+        for env, fragment in cases:
+            with self.subTest(env=env):
+                self.assert_fires(
+                    "eventsourcing_django.E011",
+                    fragment,
+                    EVENTSOURCING_APPLICATIONS={"Universe": {**UNIVERSE, "env": env}},
+                )
+
+    def test_e012_a_projection_whose_classes_do_not_import(self) -> None:
+        self.assert_fires(
+            "eventsourcing_django.E012",
+            "cannot be imported",
+            EVENTSOURCING_PROJECTIONS={
+                "WorldSummary": {**VIEW_PROJECTION, "view": "tests.nowhere:View"}
+            },
+        )
+
+    def test_e013_a_projection_of_an_undeclared_application(self) -> None:
+        self.assert_fires(
+            "eventsourcing_django.E013",
+            "'Universes' is not declared",
+            EVENTSOURCING_PROJECTIONS={
+                "WorldSummary": {**VIEW_PROJECTION, "application": "Universes"}
+            },
+        )
+
+    def test_w001_a_projection_that_names_an_undeclared_class(self) -> None:
+        self.assert_fires(
+            "eventsourcing_django.W001",
+            "is a class, not a declared application",
+            EVENTSOURCING_APPLICATIONS={},
+            EVENTSOURCING_PROJECTIONS={
+                "WorldSummary": {
+                    **VIEW_PROJECTION,
+                    "application": "tests.testapp.domain:Universe",
+                }
+            },
+        )
+
+    def test_e014_a_view_whose_models_are_on_another_alias(self) -> None:
+        self.assert_fires(
+            "eventsourcing_django.E014",
+            "send its model testapp.WorldSummary to 'other'",
+            DATABASE_ROUTERS=["tests.test_checks.SendSummariesToOther"],
+        )
