@@ -3,4 +3,4 @@
 from eventsourcing_django.factory import Factory
 
 __all__ = ["Factory"]
-__version__ = "0.1.0"
+__version__ = "1.0.0"

@@ -54,3 +54,71 @@ class TestReadmeExample(DjangoDBTestCase):
             (snapshots,) = cursor.fetchone()  # type: ignore[misc]
         self.assertTrue({"universe_events", "universe_snapshots"} <= tables)
         self.assertEqual((events, snapshots), (5, 1))
+
+
+def project_example_files() -> dict[str, str]:
+    """The files of the README's "Declaring applications" example, by path."""
+    text = README.read_text()
+    found = re.findall(
+        r"<!-- project-example: (\S+) -->\n```python\n(.*?)```", text, re.S
+    )
+    return dict(found)
+
+
+class TestReadmeProjectExample(DjangoDBTestCase):
+    """The declared application and its views, served as the README shows them."""
+
+    def setUp(self) -> None:
+        from eventsourcing_django.applications import close_applications
+
+        files = project_example_files()
+        self.assertEqual(
+            sorted(files),
+            ["myproject/settings.py", "myproject/urls.py", "myproject/views.py"],
+        )
+        # myproject.domain holds the World and Universe of the seed example.
+        domain = "".join(example_blocks()[:2])
+        modules = {"myproject": "", "myproject.domain": domain}
+        modules.update(
+            {path[:-3].replace("/", "."): code for path, code in files.items()}
+        )
+        self.addCleanup(close_applications)
+        for name in modules:
+            self.addCleanup(sys.modules.pop, name, None)
+        package = types.ModuleType("myproject")
+        package.__path__ = []
+        sys.modules["myproject"] = package
+        for name in (
+            "myproject.domain",
+            "myproject.settings",
+            "myproject.views",
+            "myproject.urls",
+        ):
+            module = types.ModuleType(name)
+            sys.modules[name] = module
+            setattr(package, name.rpartition(".")[2], module)
+            exec(compile(modules[name], f"README.md ({name})", "exec"), module.__dict__)
+        self.declared = sys.modules["myproject.settings"].EVENTSOURCING_APPLICATIONS
+        close_applications()
+
+    def test_the_views_serve_the_declared_application(self) -> None:
+        from django.test import Client
+
+        from eventsourcing_django.applications import get_application
+
+        with self.settings(
+            EVENTSOURCING_APPLICATIONS=self.declared, ROOT_URLCONF="myproject.urls"
+        ):
+            client = Client()
+            response = client.post("/worlds/")
+            self.assertEqual(response.status_code, 201)
+            world = f"/worlds/{response.json()['world_id']}/"
+            for what in ("dinosaurs", "trucks"):
+                response = client.post(world + "make-it-so/", {"what": what})
+                self.assertEqual(response.json(), {"ok": True})
+            self.assertEqual(client.post(world).status_code, 405)
+            response = client.get(world)
+            self.assertEqual(response.json(), {"history": ["dinosaurs", "trucks"]})
+            # The instance the views used was built from the declaration.
+            universe = get_application("Universe")
+            self.assertIsNotNone(universe.mapper.compressor)
