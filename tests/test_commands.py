@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 from unittest import mock
 
 from django.core.management import CommandError, call_command
+from django.db import connections
 from django.test import override_settings
 
 from tests.base import (
@@ -193,6 +194,29 @@ class TestManagingTablesWithoutMigrations(DjangoDBTestCase):
             table_names("default"),
             {"universe_events", "galaxy_events", "galaxy_snapshots", "galaxy_tracking"},
         )
+
+    def test_a_declared_application_gets_its_tables_where_its_env_says(
+        self,
+    ) -> None:
+        declared = {
+            "Galaxy": {
+                "class": TOPIC.format("Galaxy"),
+                "env": {"DJANGO_DB_ALIAS": "other", "ORIGINATOR_ID_TYPE": "text"},
+            }
+        }
+        with override_settings(EVENTSOURCING_APPLICATIONS=declared):
+            out, err = run("eventsourcing_tables", "create", "Galaxy")
+        self.assertIn("Created 'galaxy_events' on database 'other'.", out)
+        self.assertEqual(err, "")
+        self.assertEqual(table_names("default"), set())
+        if is_postgres("other"):
+            # SQLite stores either kind of ID as TEXT; PostgreSQL tells them apart.
+            with connections["other"].cursor() as cursor:
+                cursor.execute(
+                    "SELECT data_type FROM information_schema.columns WHERE "
+                    "table_name = 'galaxy_events' AND column_name = 'originator_id'"
+                )
+                self.assertEqual(cursor.fetchone(), ("text",))
 
     def test_drop_asks_first(self) -> None:
         run("eventsourcing_tables", "create", "Universe")

@@ -1,9 +1,11 @@
 """``manage.py eventsourcing_tables``: create, drop or list applications' tables.
 
 For operators who keep the tables out of migrations (and out of the application's
-start-up, with ``CREATE_TABLE=n``). Each application's tables go to the alias the
-routers give it, or to ``--database``, in the schema ``EVENTSOURCING_SCHEMAS``
-gives it, or ``--schema``.
+start-up, with ``CREATE_TABLE=n``). Each application's tables go where the
+application itself would look for them: its declared env (``DJANGO_DB_ALIAS``,
+``DJANGO_SCHEMA``, ``ORIGINATOR_ID_TYPE`` in ``EVENTSOURCING_APPLICATIONS``), then
+the routers and ``EVENTSOURCING_SCHEMAS``; ``--database``, ``--schema`` and
+``--originator-id-type`` override them.
 """
 
 from __future__ import annotations
@@ -11,16 +13,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 from eventsourcing.persistence import NotSupportedError, PersistenceError
+from eventsourcing.utils import Environment
 
+from eventsourcing_django.applications import declaration, is_declared
 from eventsourcing_django.builder import Kind
-from eventsourcing_django.conf import schema_for_application, tenant_schema
+from eventsourcing_django.conf import tenant_schema
 from eventsourcing_django.ddl import create_table, drop_table
 from eventsourcing_django.dialects import Dialect, dialect_for
-from eventsourcing_django.routers import alias_for_application
+from eventsourcing_django.factory import Factory
 from eventsourcing_django.tables import ApplicationTables, check_schema_name
+
+
+def _environment(application_name: str) -> Environment:
+    """The declared application's environment, or an empty one."""
+    if is_declared(application_name):
+        return declaration(application_name).effective_env()
+    return Environment(application_name, {})
 
 
 @dataclass(frozen=True)
@@ -92,8 +104,10 @@ class Command(BaseCommand):
         parser.add_argument(
             "--originator-id-type",
             choices=["uuid", "text"],
-            default="uuid",
-            help="Column type of originator IDs (the env ORIGINATOR_ID_TYPE).",
+            help=(
+                "Column type of originator IDs. Defaults to the declared env's "
+                "ORIGINATOR_ID_TYPE, else uuid."
+            ),
         )
         parser.add_argument(
             "--noinput",
@@ -132,11 +146,14 @@ class Command(BaseCommand):
     ) -> _Target:
         try:
             tables = ApplicationTables.for_application(application_name)
-            schema = options["schema"] or schema_for_application(application_name)
+            # Where the application itself would look: its factory, built from
+            # its declaration (no database is touched).
+            factory = Factory(_environment(application_name))
+            schema = options["schema"] or factory.schema
             if schema is not None:
                 check_schema_name(schema)
-            routed = alias_for_application(application_name, schema=schema)
-        except ValueError as e:
+            routed = factory.database_alias()
+        except (ValueError, ImproperlyConfigured) as e:
             raise CommandError(str(e)) from e
         alias = options["database"] or routed
         if alias not in connections:
@@ -160,7 +177,9 @@ class Command(BaseCommand):
             dialect = dialect_for(
                 connections[alias],
                 schema=schema,
-                originator_id_type=options["originator_id_type"],
+                originator_id_type=(
+                    options["originator_id_type"] or factory.originator_id_type
+                ),
             )
         except NotSupportedError as e:
             msg = f"Application {application_name!r}: {e}."
