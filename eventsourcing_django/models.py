@@ -64,3 +64,18 @@ class ProjectionWorker(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} (process {self.pid} on {self.host})"
+
+
+class EventStore(models.Model):
+    """No table: the admin's "Event store" pages, and the permission to see them.
+
+    Give a user (or a group) the permission ``eventsourcing_django.
+    view_event_store`` to let them read the event store in the admin.
+    """
+
+    class Meta:
+        managed = False
+        default_permissions = ()
+        permissions = (("view_event_store", "Can view the event store"),)
+        verbose_name = "event store"
+        verbose_name_plural = "event store"

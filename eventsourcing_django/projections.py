@@ -406,14 +406,18 @@ def live_worker(name: str, using: str) -> Any:
     from eventsourcing_django.models import ProjectionWorker
 
     worker = ProjectionWorker.objects.using(using).filter(name=name).first()
-    if worker is None:
-        return None
-    stale_after = timedelta(seconds=3 * worker.heartbeat_interval)
-    if timezone.now() - worker.heartbeat_at > stale_after:
-        return None
-    if worker.host == _this_host() and not _pid_is_alive(worker.pid):
+    if worker is None or not worker_is_alive(worker):
         return None
     return worker
+
+
+def worker_is_alive(worker: Any) -> bool:
+    """Whether a worker's row belongs to a live process: a recent heartbeat, and
+    (on this host) a process that still exists."""
+    stale_after = timedelta(seconds=3 * worker.heartbeat_interval)
+    if timezone.now() - worker.heartbeat_at > stale_after:
+        return False
+    return not (worker.host == _this_host() and not _pid_is_alive(worker.pid))
 
 
 @dataclass
