@@ -38,6 +38,10 @@ SHARED_APPS = [
     "tests_tenants.customers",
     "django.contrib.contenttypes",
     "django.contrib.auth",
+    # The event store's admin pages, seen from a tenant's domain.
+    "django.contrib.admin",
+    "django.contrib.sessions",
+    "django.contrib.messages",
     "eventsourcing_django",
     # Also in public, so that public has tables of the same names as the
     # tenants': the tests show they are never touched by a tenant.
@@ -55,6 +59,22 @@ TENANT_DOMAIN_MODEL = "customers.Domain"
 MIDDLEWARE = [
     "django_tenants.middleware.main.TenantMainMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
 ]
 ROOT_URLCONF = "tests_tenants.shop.urls"
 ALLOWED_HOSTS = ["*"]

@@ -329,3 +329,30 @@ def test_a_tenant_instance_is_built_from_the_declaration() -> None:
     assert row is not None
     # zlib's header, not JSON: the stored state went through the compressor.
     assert bytes(row[0])[:1] == b"\x78"
+
+
+def test_the_event_store_pages_show_only_the_requests_tenant() -> None:
+    from django.contrib.auth.models import User
+
+    worlds = {}
+    for schema in TENANTS[:2]:
+        worlds[schema] = get_tenant_application("Universe", schema).create_world()
+    connection.set_schema_to_public()
+    admin = User.objects.create_superuser(f"root{uuid4().hex[:8]}", password="x")
+    try:
+        for schema, other in ((TENANTS[0], TENANTS[1]), (TENANTS[1], TENANTS[0])):
+            client = HttpClient(HTTP_HOST=host(schema))
+            client.force_login(admin)
+            page = client.get("/admin/eventsourcing_django/eventstore/Universe/")
+            assert page.status_code == 200
+            text = page.content.decode()
+            assert f"schema <strong>{schema}</strong>" in text
+            assert str(worlds[schema]) in text
+            assert str(worlds[other]) not in text
+            history = client.get(
+                f"/admin/eventsourcing_django/eventstore/Universe/aggregates/{worlds[other]}/"
+            )
+            assert history.status_code == 404
+    finally:
+        connection.set_schema_to_public()
+        admin.delete()
