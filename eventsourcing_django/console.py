@@ -69,8 +69,8 @@ def decoded(obj: Any) -> list[Value]:
     return [Value(str(k), repr(v)) for k, v in sorted(items) if k not in skip]
 
 
-class EventStoreAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """Read-only pages of the event store; nothing to add, change or delete."""
+class ReadOnlyForReaders:
+    """Admin permissions: view for holders of our permission, nothing else."""
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return bool(request.user.is_active and request.user.has_perm(PERMISSION))
@@ -78,7 +78,7 @@ class EventStoreAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     def has_module_permission(self, request: HttpRequest) -> bool:
         return self.has_view_permission(request)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -86,6 +86,10 @@ class EventStoreAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class EventStoreAdmin(ReadOnlyForReaders, admin.ModelAdmin):  # type: ignore[type-arg]
+    """Read-only pages of the event store; nothing to add, change or delete."""
 
     def get_urls(self) -> list[URLPattern]:
         def view(function: Any) -> Any:
