@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, ParamSpec, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -41,12 +41,16 @@ from eventsourcing.projection import (
 )
 from eventsourcing.utils import Environment, resolve_topic
 
+from eventsourcing_django.errors import require_installed
 from eventsourcing_django.recorders import (
     DjangoApplicationRecorder,
     DjangoRecorder,
     DjangoTrackingRecorder,
 )
 from eventsourcing_django.tenants import use_schema
+
+if TYPE_CHECKING:
+    from eventsourcing_django.models import ProjectionWorker
 
 logger = logging.getLogger("eventsourcing_django.projections")
 
@@ -335,11 +339,17 @@ def _pid_is_alive(pid: int) -> bool:
     return True
 
 
-def live_worker(name: str, using: str) -> Any:
-    """The worker that is running projection ``name``, if any."""
+def _worker_model() -> type[ProjectionWorker]:
+    """The model of workers' heartbeats, or the fix when its app is not installed."""
+    require_installed("Running projections (their workers' heartbeats)")
     from eventsourcing_django.models import ProjectionWorker
 
-    worker = ProjectionWorker.objects.using(using).filter(name=name).first()
+    return ProjectionWorker
+
+
+def live_worker(name: str, using: str) -> Any:
+    """The worker that is running projection ``name``, if any."""
+    worker = _worker_model().objects.using(using).filter(name=name).first()
     if worker is None:
         return None
     stale_after = timedelta(seconds=3 * worker.heartbeat_interval)
@@ -359,8 +369,7 @@ class WorkerRegistration:
     pid: int = field(default_factory=os.getpid)
 
     def claim(self, *, force: bool = False) -> None:
-        from eventsourcing_django.models import ProjectionWorker
-
+        model = _worker_model()
         for name, using in self.names_and_aliases:
             with transaction.atomic(using=using):
                 other = live_worker(name, using)
@@ -371,7 +380,7 @@ class WorkerRegistration:
                         "stop it first, or use --force"
                     )
                     raise WorkerAliveError(msg)
-                ProjectionWorker.objects.using(using).update_or_create(
+                model.objects.using(using).update_or_create(
                     name=name,
                     defaults={
                         "pid": self.pid,
@@ -382,20 +391,16 @@ class WorkerRegistration:
                 )
 
     def beat(self) -> None:
-        from eventsourcing_django.models import ProjectionWorker
-
+        model = _worker_model()
         for name, using in self.names_and_aliases:
-            ProjectionWorker.objects.using(using).filter(
-                name=name, pid=self.pid
-            ).update(heartbeat_at=timezone.now())
+            model.objects.using(using).filter(name=name, pid=self.pid).update(
+                heartbeat_at=timezone.now()
+            )
 
     def release(self) -> None:
-        from eventsourcing_django.models import ProjectionWorker
-
+        model = _worker_model()
         for name, using in self.names_and_aliases:
-            ProjectionWorker.objects.using(using).filter(
-                name=name, pid=self.pid
-            ).delete()
+            model.objects.using(using).filter(name=name, pid=self.pid).delete()
 
 
 class WorkerAliveError(Exception):

@@ -19,7 +19,8 @@ from eventsourcing_django.builder import Kind
 from eventsourcing_django.conf import schema_for_application, tenant_schema
 from eventsourcing_django.ddl import create_table, drop_table
 from eventsourcing_django.dialects import Dialect, dialect_for
-from eventsourcing_django.routers import alias_for_application
+from eventsourcing_django.errors import check_database_alias
+from eventsourcing_django.routers import alias_for_application, routed_alias
 from eventsourcing_django.tables import ApplicationTables, check_schema_name
 
 
@@ -136,16 +137,16 @@ class Command(BaseCommand):
             if schema is not None:
                 check_schema_name(schema)
             routed = alias_for_application(application_name, schema=schema)
-        except ValueError as e:
+            if options["database"]:
+                alias = check_database_alias(
+                    options["database"],
+                    application_name=application_name,
+                    source="the option --database",
+                )
+            else:
+                alias = routed_alias(application_name, schema=schema)
+        except ValueError as e:  # UnknownDatabaseError is one too
             raise CommandError(str(e)) from e
-        alias = options["database"] or routed
-        if alias not in connections:
-            msg = (
-                f"Database {alias!r} of application {application_name!r} is not "
-                f"in settings.DATABASES; use one of: "
-                f"{', '.join(map(repr, connections))}."
-            )
-            raise CommandError(msg)
         # Under django-tenants (tenant_command, all_tenants_command): the tenant's.
         schema = schema or tenant_schema(connections[alias])
         if alias != routed and self.verbosity >= 1:
