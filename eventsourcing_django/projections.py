@@ -251,10 +251,18 @@ class LoadedProjection:
         progress: Callable[[int, int], None] | None = None,
         page_size: int = 500,
     ) -> int:
-        """Process every event recorded so far; return how many were processed."""
+        """Process every event recorded so far; return how many were processed.
+
+        ``progress`` is told the start, each event's position, and the end
+        ``(end, end)`` only if it got there: stopped first, the last position it
+        was told is where it stopped.
+        """
         position, end = self.position(), self.end()
+        if progress:
+            progress(position, end)
         processed = 0
-        while position < end and not (stop and stop.is_set()):
+        stopped = False
+        while position < end and not stopped:
             notifications = self.app.recorder.select_notifications(
                 start=position,
                 limit=page_size,
@@ -265,7 +273,8 @@ class LoadedProjection:
             if not notifications:
                 break
             for notification in notifications:
-                if stop and stop.is_set():
+                stopped = stop is not None and stop.is_set()
+                if stopped:
                     break
                 domain_event = self.app.mapper.to_domain_event(notification)
                 self.process(domain_event, Tracking(self.app.name, notification.id))
@@ -274,8 +283,9 @@ class LoadedProjection:
                 if progress:
                     progress(position, end)
             else:
+                # Past the last page's events the topics filter left out.
                 position = notifications[-1].id
-        if progress:
+        if progress and not stopped:
             progress(end, end)
         return processed
 
