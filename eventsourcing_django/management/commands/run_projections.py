@@ -72,7 +72,8 @@ class Command(BaseCommand):
         self._install_signal_handlers(stop)
         loaded: list[LoadedProjection] = []
         try:
-            loaded += [LoadedProjection(spec) for spec in specs]
+            for spec in specs:
+                loaded.append(LoadedProjection(spec))
             registration = WorkerRegistration(
                 [(p.spec.name, p.using) for p in loaded], interval=options["heartbeat"]
             )
@@ -85,7 +86,9 @@ class Command(BaseCommand):
         threads: list[threading.Thread] = []
         errors: list[BaseException] = []
         try:
-            with catch_up_progress(self.stdout, [s.name for s in specs]) as progress:
+            with catch_up_progress(
+                self.stdout, [s.name for s in specs]
+            ) as progress_for:
                 for projection in loaded:
                     thread = threading.Thread(
                         target=self._run,
@@ -94,7 +97,7 @@ class Command(BaseCommand):
                             stop,
                             errors,
                             options["catch_up_only"],
-                            progress,
+                            progress_for,
                         ),
                         name=f"projection-{projection.spec.name}",
                     )
