@@ -19,8 +19,9 @@ from io import StringIO
 
 import pyte
 from django.core.management import call_command
+from django.test import SimpleTestCase
 
-from eventsourcing_django.progress import ProgressLog
+from eventsourcing_django.progress import ProgressBars, ProgressLog
 from tests.base import DjangoDBTestCase
 from tests.test_projections_django import (
     ENV,
@@ -141,6 +142,26 @@ class TestProgressOnATerminal(DjangoDBTestCase):
         self.assertIn("300/300", bars[0])
         self.assertEqual(screen[-1], "Rebuilt WorldSummary: 300 events replayed.")
         self.assert_redrawn_in_place(output)
+
+
+class TestBarsStoppedEarly(SimpleTestCase):
+    def test_a_bar_stopped_early_stays_where_it_stopped_marked_so(self) -> None:
+        stream = StringIO()
+        bars = ProgressBars(stream, expected=2)
+        first, second = bars.bar("WorldSummary"), bars.bar("Counters")
+        first(0, 4000)
+        second(0, 4000)
+        first(1800, 4000)
+        second(4000, 4000)
+        first.finish()
+        second.finish()  # the last: both are closed, top down
+        screen = screen_of(stream.getvalue().encode())
+        self.assertEqual(len(bar_lines(screen, "WorldSummary")), 1, screen)
+        self.assertIn("1800/4000", bar_lines(screen, "WorldSummary")[0])
+        self.assertIn("stopped", bar_lines(screen, "WorldSummary")[0])
+        self.assertIn("4000/4000", bar_lines(screen, "Counters")[0])
+        self.assertNotIn("stopped", bar_lines(screen, "Counters")[0])
+        self.assertEqual(len(screen), 2, screen)
 
 
 class TestProgressInLogs(DjangoDBTestCase):
