@@ -13,6 +13,8 @@ from typing import Literal
 from django.apps.registry import Apps
 from django.db import models
 
+from eventsourcing_django.errors import require_installed
+
 Kind = Literal["events", "snapshots", "tracking"]
 OriginatorIDType = Literal["uuid", "text"]
 
@@ -80,6 +82,7 @@ def _build(
     originator_id_type: OriginatorIDType,
 ) -> type[models.Model]:
     # Imported here: this module is loaded before Django's apps are ready.
+    require_installed("Storing applications through Django")
     from eventsourcing_django.models import (
         NotificationTrackingRecord,
         SnapshotRecord,

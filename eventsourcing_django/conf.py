@@ -39,22 +39,30 @@ def application_setting(setting: str) -> Mapping[str, str]:
     return value
 
 
-def _lookup(setting: str, application_name: str) -> str | None:
+def _lookup_key(setting: str, application_name: str) -> str | None:
     mapping = application_setting(setting)
-    try:
-        return mapping[application_name]
-    except KeyError:
-        pass
+    if application_name in mapping:
+        return application_name
     folded = application_name.lower()
-    for name, value in mapping.items():
+    for name in mapping:
         if name.lower() == folded:
-            return value
+            return name
     return None
+
+
+def _lookup(setting: str, application_name: str) -> str | None:
+    key = _lookup_key(setting, application_name)
+    return None if key is None else application_setting(setting)[key]
 
 
 def database_for_application(application_name: str) -> str | None:
     """The alias ``EVENTSOURCING_DATABASES`` gives the application, if any."""
     return _lookup(DATABASES_SETTING, application_name)
+
+
+def database_setting_key(application_name: str) -> str | None:
+    """The key of ``EVENTSOURCING_DATABASES`` that places the application, if any."""
+    return _lookup_key(DATABASES_SETTING, application_name)
 
 
 def schema_for_application(application_name: str) -> str | None:

@@ -1,12 +1,20 @@
-"""Django's database errors, raised again as the library's."""
+"""The package's errors: Django's database errors raised again as the library's,
+and configuration mistakes told with their fix."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
+from django.apps import apps
+from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
 from django.db import utils as django_errors
 from eventsourcing import persistence
+
+if TYPE_CHECKING:
+    from eventsourcing_django.builder import Kind
 
 # Most specific first: Django's classes form the same tree as DB-API's.
 _MAPPING: tuple[tuple[type[Exception], type[persistence.PersistenceError]], ...] = (
@@ -26,21 +34,102 @@ class TableMissingError(persistence.ProgrammingError):
     """An application's table does not exist where the recorder looked for it."""
 
 
-def missing_table_message(
-    application_name: str, tables: Sequence[str], alias: str, schema: str | None
-) -> str:
-    where = f"database {alias!r}" + (f", schema {schema!r}" if schema else "")
-    command = f"manage.py eventsourcing_tables create {application_name} " + (
-        f"--database {alias}" + (f" --schema {schema}" if schema else "")
+class UnknownDatabaseError(ImproperlyConfigured, ValueError):
+    """A database alias, given for an application, that is not in settings.DATABASES.
+
+    A configuration mistake (``ImproperlyConfigured``) that callers written
+    against earlier versions catch as a ``ValueError``.
+    """
+
+
+def check_database_alias(alias: str, *, application_name: str, source: str) -> str:
+    """Return ``alias`` if settings.DATABASES has it; else say where it came from."""
+    if alias in connections:
+        return alias
+    known = ", ".join(repr(a) for a in connections) or "none"
+    msg = (
+        f"Database alias {alias!r} of application {application_name!r}, given by "
+        f"{source}, is not in settings.DATABASES (which has: {known}). Correct "
+        f"{source}, or add {alias!r} to settings.DATABASES."
     )
+    raise UnknownDatabaseError(msg)
+
+
+def require_installed(purpose: str) -> None:
+    """Refuse, with the fix, to use our models when the app is not installed.
+
+    Without the app, importing :mod:`eventsourcing_django.models` fails with
+    Django's RuntimeError about a model the user never wrote.
+    """
+    if not apps.is_installed("eventsourcing_django"):
+        msg = (
+            f"{purpose} needs the app eventsourcing_django: add 'eventsourcing_django' "
+            "to INSTALLED_APPS (and run 'manage.py migrate')."
+        )
+        raise ImproperlyConfigured(msg)
+
+
+def missing_table_message(
+    application_name: str,
+    missing: Sequence[tuple[Kind, str]],
+    alias: str,
+    schema: str | None,
+    *,
+    originator_id_type: str = "uuid",
+    tenant_schema: bool = False,
+) -> str:
+    """Which tables are missing where, and the ways to create them there.
+
+    Without the events table the application has never been set up, so the
+    advice creates all its tables; otherwise (a projection's or a process
+    application's tracking, snapshots turned on later) only the missing ones.
+    """
+    kinds = {kind for kind, _ in missing}
+    create: set[Kind] = (
+        {"events", "snapshots", "tracking"} if "events" in kinds else kinds
+    )
+    only = create != {"events", "snapshots", "tracking"}
+    arguments = [repr(application_name)]
+    options = [application_name]
+    if only:
+        arguments += [f"{k}={k in create}" for k in ("events", "snapshots", "tracking")]
+        options += [
+            f"--no-{k}" for k in ("events", "snapshots", "tracking") if k not in create
+        ]
+    if originator_id_type != "uuid" and create != {"tracking"}:
+        arguments.append(f"originator_id_type={originator_id_type!r}")
+        options.append(f"--originator-id-type {originator_id_type}")
+    options.append(f"--database {alias}")
+    if schema:
+        options.append(f"--schema {schema}")
+    if tenant_schema:
+        # django-tenants runs each tenant's migrations; plain migrate does not.
+        migrate = f"manage.py migrate_schemas --schema {schema}"
+    else:
+        migrate = "manage.py migrate" + (
+            "" if alias == "default" else f" --database {alias}"
+        )
+    if create == {"tracking"}:
+        makemigration = (
+            "'manage.py eventsourcing_makemigration <app_label> <projection name "
+            "or process application topic>'"
+        )
+    else:
+        makemigration = (
+            "'manage.py eventsourcing_makemigration <app_label> <application topic>'"
+        )
+    that = "that table" if len(create) == 1 else "those tables"
+    where = f"database {alias!r}" + (f", schema {schema!r}" if schema else "")
     return (
-        f"{', '.join(repr(t) for t in tables)} of application "
-        f"{application_name!r} not found in {where}. Create the tables with the "
-        f"migration operation CreateApplicationTables({application_name!r}) from "
-        "eventsourcing_django.operations and run 'manage.py migrate' (or "
-        f"'manage.py eventsourcing_makemigration'), or with '{command}', or let "
-        "the factory create them at start-up (application env CREATE_TABLE=y, "
-        "the default)"
+        f"{', '.join(repr(t) for _, t in missing)} of application "
+        f"{application_name!r} not found in {where}. Create "
+        f"{that if only else 'the tables'} with the migration operation "
+        f"CreateApplicationTables({', '.join(arguments)}) from "
+        f"eventsourcing_django.operations ({makemigration} writes it) and run "
+        f"'{migrate}', or with 'manage.py eventsourcing_tables create "
+        f"{' '.join(options)}', or let the factory create "
+        f"{'it' if len(create) == 1 else 'them'} at start-up (application env "
+        "CREATE_TABLE=y, the default)"
     )
 
 

@@ -23,6 +23,7 @@ from eventsourcing.utils import Environment, EnvType, resolve_topic, strtobool
 
 from eventsourcing_django.builder import OriginatorIDType
 from eventsourcing_django.conf import schema_for_application, tenant_schema
+from eventsourcing_django.errors import check_database_alias
 from eventsourcing_django.recorders import (
     DjangoAggregateRecorder,
     DjangoApplicationRecorder,
@@ -96,20 +97,29 @@ class Factory(InfrastructureFactory[DjangoTrackingRecorder]):
         return strtobool(self.env.get(self.CREATE_TABLE) or "yes")
 
     def database_alias(self) -> str:
-        """The alias of this application's tables: env, then routers, then default."""
+        """The alias of this application's tables: env, then routers, then default.
+
+        An alias not in settings.DATABASES is refused with an
+        :class:`~eventsourcing_django.errors.UnknownDatabaseError` that names the
+        env key, setting or router it came from.
+        """
         alias = self.env.get(self.DJANGO_DB_ALIAS)
         if alias:
-            return alias
-        from eventsourcing_django.routers import alias_for_application
+            return check_database_alias(
+                alias,
+                application_name=self.env.name,
+                source=(
+                    f"the env key {self.DJANGO_DB_ALIAS} of application "
+                    f"{self.env.name!r}"
+                ),
+            )
+        from eventsourcing_django.routers import routed_alias
 
-        return alias_for_application(self.env.name, schema=self.schema)
+        return routed_alias(self.env.name, schema=self.schema)
 
     def _construct(self, cls: type[R], **kwargs: Any) -> R:
         using = self.database_alias()
-        # An unknown alias is refused by the recorder, naming the application.
-        schema = self.schema or (
-            tenant_schema(connections[using]) if using in connections else None
-        )
+        schema = self.schema or tenant_schema(connections[using])
         recorder = cls(
             self.env.name,
             using=using,

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, ClassVar, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, ParamSpec, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -46,12 +46,16 @@ from eventsourcing_django.applications import (
     declaration,
     declarations,
 )
+from eventsourcing_django.errors import require_installed
 from eventsourcing_django.recorders import (
     DjangoApplicationRecorder,
     DjangoRecorder,
     DjangoTrackingRecorder,
 )
 from eventsourcing_django.tenants import use_schema
+
+if TYPE_CHECKING:
+    from eventsourcing_django.models import ProjectionWorker
 
 logger = logging.getLogger("eventsourcing_django.projections")
 
@@ -313,10 +317,18 @@ class LoadedProjection:
         progress: Callable[[int, int], None] | None = None,
         page_size: int = 500,
     ) -> int:
-        """Process every event recorded so far; return how many were processed."""
+        """Process every event recorded so far; return how many were processed.
+
+        ``progress`` is told the start, each event's position, and the end
+        ``(end, end)`` only if it got there: stopped first, the last position it
+        was told is where it stopped.
+        """
         position, end = self.position(), self.end()
+        if progress:
+            progress(position, end)
         processed = 0
-        while position < end and not (stop and stop.is_set()):
+        stopped = False
+        while position < end and not stopped:
             notifications = self.app.recorder.select_notifications(
                 start=position,
                 limit=page_size,
@@ -327,7 +339,8 @@ class LoadedProjection:
             if not notifications:
                 break
             for notification in notifications:
-                if stop and stop.is_set():
+                stopped = stop is not None and stop.is_set()
+                if stopped:
                     break
                 domain_event = self.app.mapper.to_domain_event(notification)
                 self.process(domain_event, Tracking(self.app.name, notification.id))
@@ -336,8 +349,9 @@ class LoadedProjection:
                 if progress:
                     progress(position, end)
             else:
+                # Past the last page's events the topics filter left out.
                 position = notifications[-1].id
-        if progress:
+        if progress and not stopped:
             progress(end, end)
         return processed
 
@@ -401,11 +415,17 @@ def _pid_is_alive(pid: int) -> bool:
     return True
 
 
-def live_worker(name: str, using: str) -> Any:
-    """The worker that is running projection ``name``, if any."""
+def worker_model() -> type[ProjectionWorker]:
+    """The model of workers' heartbeats, or the fix when its app is not installed."""
+    require_installed("Running projections (their workers' heartbeats)")
     from eventsourcing_django.models import ProjectionWorker
 
-    worker = ProjectionWorker.objects.using(using).filter(name=name).first()
+    return ProjectionWorker
+
+
+def live_worker(name: str, using: str) -> Any:
+    """The worker that is running projection ``name``, if any."""
+    worker = worker_model().objects.using(using).filter(name=name).first()
     if worker is None or not worker_is_alive(worker):
         return None
     return worker
@@ -429,8 +449,7 @@ class WorkerRegistration:
     pid: int = field(default_factory=os.getpid)
 
     def claim(self, *, force: bool = False) -> None:
-        from eventsourcing_django.models import ProjectionWorker
-
+        model = worker_model()
         for name, using in self.names_and_aliases:
             with transaction.atomic(using=using):
                 other = live_worker(name, using)
@@ -441,7 +460,7 @@ class WorkerRegistration:
                         "stop it first, or use --force"
                     )
                     raise WorkerAliveError(msg)
-                ProjectionWorker.objects.using(using).update_or_create(
+                model.objects.using(using).update_or_create(
                     name=name,
                     defaults={
                         "pid": self.pid,
@@ -452,20 +471,16 @@ class WorkerRegistration:
                 )
 
     def beat(self) -> None:
-        from eventsourcing_django.models import ProjectionWorker
-
+        model = worker_model()
         for name, using in self.names_and_aliases:
-            ProjectionWorker.objects.using(using).filter(
-                name=name, pid=self.pid
-            ).update(heartbeat_at=timezone.now())
+            model.objects.using(using).filter(name=name, pid=self.pid).update(
+                heartbeat_at=timezone.now()
+            )
 
     def release(self) -> None:
-        from eventsourcing_django.models import ProjectionWorker
-
+        model = worker_model()
         for name, using in self.names_and_aliases:
-            ProjectionWorker.objects.using(using).filter(
-                name=name, pid=self.pid
-            ).delete()
+            model.objects.using(using).filter(name=name, pid=self.pid).delete()
 
 
 class WorkerAliveError(Exception):

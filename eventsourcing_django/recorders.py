@@ -28,7 +28,11 @@ from eventsourcing.persistence import (
 
 from eventsourcing_django.builder import Kind, OriginatorIDType, build_model
 from eventsourcing_django.dialects import Dialect, dialect_for
-from eventsourcing_django.errors import missing_table_message, translate_errors
+from eventsourcing_django.errors import (
+    check_database_alias,
+    missing_table_message,
+    translate_errors,
+)
 from eventsourcing_django.tables import ApplicationTables, check_schema_name
 from eventsourcing_django.threads import connection_scope
 
@@ -54,13 +58,12 @@ class DjangoRecorder:
     ) -> None:
         self.application_name = application_name
         self.tables = ApplicationTables.for_application(application_name)
-        if using not in connections:
-            msg = (
-                f"Database alias {using!r} of application {application_name!r} "
-                "is not in settings.DATABASES"
-            )
-            raise ValueError(msg)
-        self.using = using
+        # The factory checks first, naming the setting or env the alias came from.
+        self.using = check_database_alias(
+            using,
+            application_name=application_name,
+            source=f"the recorder's argument using={using!r}",
+        )
         self.schema = None if schema is None else check_schema_name(schema)
         if lock_timeout < 0:
             msg = f"Lock timeout must not be negative, got {lock_timeout}"
@@ -90,10 +93,17 @@ class DjangoRecorder:
             create_table(self.using, self.dialect, kind, table)
 
     def _describe_missing(self, message: str) -> str:
-        tables = [t for _, t in self._own_tables()]
-        named = [t for t in tables if t in message] or tables
+        tables = self._own_tables()
+        named = [(k, t) for k, t in tables if t in message] or tables
         return missing_table_message(
-            self.application_name, named, self.using, self.schema
+            self.application_name,
+            named,
+            self.using,
+            self.schema,
+            originator_id_type=self.originator_id_type,
+            # A schema django-tenants set on the connection, or one of its tenants.
+            tenant_schema=self.schema is not None
+            and hasattr(self.connection, "set_schema"),
         )
 
     @contextlib.contextmanager

@@ -15,10 +15,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import models, router
+from django.db import connections, models, router
 
 from eventsourcing_django.builder import application_of, build_model
-from eventsourcing_django.conf import database_for_application
+from eventsourcing_django.conf import (
+    DATABASES_SETTING,
+    database_for_application,
+    database_setting_key,
+)
+from eventsourcing_django.errors import check_database_alias
 
 #: The hint our migration operations give ``allow_migrate``: the application name.
 APPLICATION_HINT = "eventsourcing_application"
@@ -64,15 +69,51 @@ class EventSourcingRouter:
         return None if alias is None else db == alias
 
 
-def alias_for_application(application_name: str, *, schema: str | None = None) -> str:
-    """The alias Django's routers give for writing the application's events."""
+def _events_model(application_name: str, schema: str | None) -> type[models.Model]:
     from eventsourcing_django.tables import ApplicationTables
 
     tables = ApplicationTables.for_application(application_name)
-    model = build_model(
+    return build_model(
         "events", tables.events, application_name=application_name, schema=schema
     )
-    return router.db_for_write(model) or "default"
 
 
-__all__ = ["APPLICATION_HINT", "EventSourcingRouter", "alias_for_application"]
+def alias_for_application(application_name: str, *, schema: str | None = None) -> str:
+    """The alias Django's routers give for writing the application's events."""
+    return router.db_for_write(_events_model(application_name, schema)) or "default"
+
+
+def routed_alias(application_name: str, *, schema: str | None = None) -> str:
+    """:func:`alias_for_application`, refused with where it came from if unknown."""
+    alias = alias_for_application(application_name, schema=schema)
+    if alias in connections:
+        return alias
+    return check_database_alias(
+        alias,
+        application_name=application_name,
+        source=_who_routes(application_name, schema),
+    )
+
+
+def _who_routes(application_name: str, schema: str | None) -> str:
+    """Which setting or router chose the application's alias, for messages."""
+    model = _events_model(application_name, schema)
+    # The first router with an answer decides, as in django.db.router.
+    for each in router.routers:
+        method = getattr(each, "db_for_write", None)
+        if method is None or method(model) is None:
+            continue
+        if isinstance(each, EventSourcingRouter):
+            key = database_setting_key(application_name)
+            return f"settings.{DATABASES_SETTING}[{key!r}]"
+        cls = type(each)
+        return f"the database router {cls.__module__}.{cls.__qualname__}"
+    return "settings.DATABASE_ROUTERS"
+
+
+__all__ = [
+    "APPLICATION_HINT",
+    "EventSourcingRouter",
+    "alias_for_application",
+    "routed_alias",
+]

@@ -27,6 +27,7 @@ from eventsourcing_django.projections import (
     ProjectionSpec,
     projection_specs,
     worker_is_alive,
+    worker_model,
 )
 from eventsourcing_django.recorders import DjangoRecorder, DjangoTrackingRecorder
 
@@ -158,9 +159,7 @@ def _position(spec: ProjectionSpec, application_name: str) -> tuple[int, str]:
 
 
 def _worker(name: str, using: str) -> WorkerStatus | None:
-    from eventsourcing_django.models import ProjectionWorker
-
-    row = ProjectionWorker.objects.using(using).filter(name=name).first()
+    row = worker_model().objects.using(using).filter(name=name).first()
     if row is None:
         return None
     return WorkerStatus(

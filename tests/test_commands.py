@@ -11,6 +11,7 @@ from django.core.management import CommandError, call_command
 from django.db import connections
 from django.test import override_settings
 
+from eventsourcing_django.recorders import DjangoTrackingRecorder
 from tests.base import (
     DjangoDBTestCase,
     TemporaryMigrationsTestCase,
@@ -122,6 +123,38 @@ class TestMakingAMigration(TemporaryMigrationsTestCase):
             {"Universe": {"events": False, "tracking": False}},
         )
 
+    def test_projections_by_name_get_their_tracking_or_their_own_tables(
+        self,
+    ) -> None:
+        out, _ = run(
+            "eventsourcing_makemigration", "routedapp", "WorldSummary", "Counters"
+        )
+        self.assertIn(
+            "+ Create tables of eventsourcing application WorldSummary (tracking)", out
+        )
+        self.assertEqual(
+            self.operations("0001_initial"),
+            {
+                # A view: the tracking table only, named after the projection.
+                "WorldSummary": {"events": False, "snapshots": False},
+                # An event-sourced projection: an application that follows one.
+                "Counters": {"snapshots": False},
+            },
+        )
+        importlib.invalidate_caches()
+        call_command("migrate", "routedapp", database="default", verbosity=0)
+        self.assertEqual(
+            table_names("default"),
+            {"worldsummary_tracking", "counters_events", "counters_tracking"},
+        )
+        # The view finds its table where migrate made it.
+        view = DjangoTrackingRecorder("WorldSummary")
+        self.assertIsNone(view.max_tracking_id("Universe"))
+
+        out, _ = run("eventsourcing_makemigration", "routedapp", "WorldSummary")
+        self.assertIn("No changes detected", out)
+        self.assertEqual(self.migration_files(), ["0001_initial"])
+
     def test_dry_run_writes_nothing(self) -> None:
         out = self.make("Universe", dry_run=True, verbosity=3)
         self.assertIn("CreateApplicationTables(", out)
@@ -134,6 +167,13 @@ class TestMakingAMigration(TemporaryMigrationsTestCase):
             self.make("NoSuchClass")
         with self.assertRaisesRegex(CommandError, "not a subclass of"):
             self.make("Star")
+        with self.assertRaisesRegex(
+            CommandError,
+            r"'Nope' is neither an application topic .* nor a projection name\. "
+            r"Unknown projection\(s\): Nope\. EVENTSOURCING_PROJECTIONS declares: "
+            "WorldSummary, Counters",
+        ):
+            run("eventsourcing_makemigration", "routedapp", "Nope")
         with (
             self.settings(MIGRATION_MODULES={"routedapp": None}),
             self.assertRaisesRegex(CommandError, "disabled in MIGRATION_MODULES"),

@@ -2,15 +2,19 @@
 
 Writes into a project app a migration of
 :class:`~eventsourcing_django.operations.CreateApplicationTables` operations, one
-for each application class named by its topic, after the app's latest migration::
+for each application class named by its topic (it has a colon) and each projection
+named as in ``settings.EVENTSOURCING_PROJECTIONS``, after the app's latest
+migration::
 
-    manage.py eventsourcing_makemigration myapp myproject.apps:Universe
+    manage.py eventsourcing_makemigration myapp myproject.apps:Universe WorldSummary
 
 The tables are chosen from the class: events always, snapshots when the class
 enables snapshotting (``is_snapshotting_enabled``, ``snapshotting_intervals``, or
-``IS_SNAPSHOTTING_ENABLED`` in its ``env``), tracking for process applications.
-Only the class is read, not the environment of the shell that runs the command, so
-the same code always writes the same migration.
+``IS_SNAPSHOTTING_ENABLED`` in its ``env``), tracking for process applications and
+event-sourced projections; a projection's view gets its tracking table only. Only
+the class (and the projection's ``env`` in settings) is read, not the environment
+of the shell that runs the command, so the same code always writes the same
+migration.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import os
 from typing import Any
 
 from django.apps import apps
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.core.management.utils import run_formatters
 from django.db.migrations import Migration
@@ -26,6 +31,7 @@ from django.db.migrations.autodetector import MigrationAutodetector
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.writer import MigrationWriter
 from eventsourcing.application import Application
+from eventsourcing.projection import EventSourcedProjection
 from eventsourcing.system import ProcessApplication
 from eventsourcing.utils import Environment, resolve_topic, strtobool
 
@@ -36,13 +42,15 @@ from eventsourcing_django.operations import (
     CreateApplicationTables,
     DropApplicationTables,
 )
+from eventsourcing_django.projections import projection_specs
 from eventsourcing_django.tables import InvalidApplicationNameError
 
 
 class Command(BaseCommand):
     help = (
         "Writes a migration into an app that creates the tables of the "
-        "eventsourcing application classes given by topic (module:ClassName)."
+        "eventsourcing application classes given by topic (module:ClassName) and "
+        "of the projections named in settings.EVENTSOURCING_PROJECTIONS."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -50,10 +58,13 @@ class Command(BaseCommand):
             "app_label", help="The app whose migrations package gets the migration."
         )
         parser.add_argument(
-            "topics",
+            "targets",
             nargs="+",
-            metavar="TOPIC",
-            help="An application class, as 'package.module:ClassName'.",
+            metavar="TOPIC_OR_PROJECTION",
+            help=(
+                "An application class, as 'package.module:ClassName', or the name "
+                "of a projection in settings.EVENTSOURCING_PROJECTIONS."
+            ),
         )
         parser.add_argument("-n", "--name", help="Use this name for the migration.")
         parser.add_argument(
@@ -85,8 +96,10 @@ class Command(BaseCommand):
             msg = f"Migrations of app {app_label!r} are disabled in MIGRATION_MODULES."
             raise CommandError(msg)
         wanted = [
-            self._operation(topic, with_snapshots=options["snapshots"])
-            for topic in options["topics"]
+            self._operation(target, with_snapshots=options["snapshots"])
+            if ":" in target
+            else self._projection_operation(target, with_snapshots=options["snapshots"])
+            for target in options["targets"]
         ]
 
         loader = MigrationLoader(None, ignore_no_migrations=True)
@@ -138,34 +151,87 @@ class Command(BaseCommand):
         if not (isinstance(cls, type) and issubclass(cls, Application)):
             msg = f"{topic!r} is not a subclass of eventsourcing's Application."
             raise CommandError(msg)
-        env = Environment(cls.name, dict(cls.env))
+        return self._application_operation(
+            topic, cls, dict(cls.env), with_snapshots=with_snapshots
+        )
+
+    def _application_operation(
+        self,
+        label: str,
+        cls: type[Application[Any]],
+        env_vars: dict[str, str],
+        *,
+        with_snapshots: bool,
+    ) -> CreateApplicationTables:
+        env = Environment(cls.name, env_vars)
         snapshots = (
             with_snapshots
             or cls.is_snapshotting_enabled
             or bool(cls.snapshotting_intervals)
             or strtobool(env.get("IS_SNAPSHOTTING_ENABLED") or "no")
         )
+        # Both follow other applications, recording how far in their tracking.
+        tracking = issubclass(cls, ProcessApplication | EventSourcedProjection)
+        return self._create(
+            label, cls.name, env, events=True, snapshots=snapshots, tracking=tracking
+        )
+
+    def _projection_operation(
+        self, name: str, *, with_snapshots: bool
+    ) -> CreateApplicationTables:
+        try:
+            (spec,) = projection_specs([name])
+        except ImproperlyConfigured as e:
+            msg = (
+                f"{name!r} is neither an application topic "
+                f"('package.module:ClassName') nor a projection name. {e}"
+            )
+            raise CommandError(msg) from e
+        projection_class: Any = spec.projection_class
+        env_vars = {**dict(getattr(projection_class, "env", {})), **spec.env}
+        if spec.view_class is None:
+            # An event-sourced projection is an application of its own.
+            return self._application_operation(
+                name, projection_class, env_vars, with_snapshots=with_snapshots
+            )
+        # A view keeps only tracking, in a table named after the projection
+        # class's name, as LoadedProjection's tracking recorder does.
+        env = Environment(projection_class.name, env_vars)
+        return self._create(
+            name,
+            projection_class.name,
+            env,
+            events=False,
+            snapshots=False,
+            tracking=True,
+        )
+
+    def _create(
+        self,
+        label: str,
+        application_name: str,
+        env: Environment,
+        **kinds: bool,
+    ) -> CreateApplicationTables:
         if env.get(Factory.DJANGO_DB_ALIAS) and self.verbosity >= 1:
             self.stderr.write(
                 self.style.WARNING(
-                    f"{topic} sets {Factory.DJANGO_DB_ALIAS} in its env; migrations "
+                    f"{label} sets {Factory.DJANGO_DB_ALIAS} in its env; migrations "
                     "follow the database routers, so also name its database in "
                     "EVENTSOURCING_DATABASES."
                 )
             )
         try:
             return CreateApplicationTables(
-                cls.name,
-                events=True,
-                snapshots=snapshots,
-                tracking=issubclass(cls, ProcessApplication),
+                application_name,
+                **kinds,
                 schema=env.get(Factory.DJANGO_SCHEMA) or None,
                 originator_id_type=(
                     env.get(Factory.ORIGINATOR_ID_TYPE) or "uuid"
                 ).lower(),  # type: ignore[arg-type]
             )
         except (InvalidApplicationNameError, ValueError) as e:
-            msg = f"{topic}: {e}"
+            msg = f"{label}: {e}"
             raise CommandError(msg) from e
 
     def _still_missing(

@@ -24,6 +24,7 @@ from eventsourcing_django.builder import Kind
 from eventsourcing_django.conf import tenant_schema
 from eventsourcing_django.ddl import create_table, drop_table
 from eventsourcing_django.dialects import Dialect, dialect_for
+from eventsourcing_django.errors import check_database_alias
 from eventsourcing_django.factory import Factory
 from eventsourcing_django.tables import ApplicationTables, check_schema_name
 
@@ -153,16 +154,15 @@ class Command(BaseCommand):
             if schema is not None:
                 check_schema_name(schema)
             routed = factory.database_alias()
+            alias = routed
+            if options["database"]:
+                alias = check_database_alias(
+                    options["database"],
+                    application_name=application_name,
+                    source="the option --database",
+                )
         except (ValueError, ImproperlyConfigured) as e:
             raise CommandError(str(e)) from e
-        alias = options["database"] or routed
-        if alias not in connections:
-            msg = (
-                f"Database {alias!r} of application {application_name!r} is not "
-                f"in settings.DATABASES; use one of: "
-                f"{', '.join(map(repr, connections))}."
-            )
-            raise CommandError(msg)
         # Under django-tenants (tenant_command, all_tenants_command): the tenant's.
         schema = schema or tenant_schema(connections[alias])
         if alias != routed and self.verbosity >= 1:

@@ -7,8 +7,14 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from eventsourcing_django.progress import (
+    Progress,
+    catch_up_progress,
+    configure_logging,
+)
 from eventsourcing_django.projections import (
     LoadedProjection,
+    ProjectionSpec,
     WorkerAliveError,
     WorkerRegistration,
     projection_specs,
@@ -18,7 +24,8 @@ from eventsourcing_django.projections import (
 class Command(BaseCommand):
     help = (
         "Empty a projection (its rows and its tracking) and replay it from the "
-        "first event. Refuses while a worker runs it, unless --force."
+        "first event, showing progress. Refuses while a worker runs it, unless "
+        "--force."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -30,27 +37,40 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: str, **options: Any) -> None:
+        configure_logging(options["verbosity"])
         try:
             specs = projection_specs(options["names"])
         except ImproperlyConfigured as e:
             raise CommandError(str(e)) from e
-        for spec in specs:
+        with catch_up_progress(self.stdout, [s.name for s in specs]) as progress_for:
+            for spec in specs:
+                self._rebuild(spec, progress_for(spec.name), force=options["force"])
+
+    def _rebuild(
+        self, spec: ProjectionSpec, progress: Progress, *, force: bool
+    ) -> None:
+        try:
             projection = LoadedProjection(spec)
-            registration = WorkerRegistration([(spec.name, projection.using)])
+        except ImproperlyConfigured as e:
+            raise CommandError(str(e)) from e
+        registration = WorkerRegistration([(spec.name, projection.using)])
+        try:
+            # Holding the worker row keeps workers from starting meanwhile.
+            registration.claim(force=force)
+        except (WorkerAliveError, ImproperlyConfigured) as e:
+            projection.close()
+            raise CommandError(str(e)) from e
+        try:
+            projection.reset()
             try:
-                # Holding the worker row keeps workers from starting meanwhile.
-                registration.claim(force=options["force"])
-            except WorkerAliveError as e:
-                projection.close()
-                raise CommandError(str(e)) from e
-            try:
-                projection.reset()
-                count = projection.catch_up()
-            except ImproperlyConfigured as e:
-                raise CommandError(str(e)) from e
+                count = projection.catch_up(progress=progress)
             finally:
-                registration.release()
-                projection.close()
-            self.stdout.write(
-                self.style.SUCCESS(f"Rebuilt {spec.name}: {count} events replayed.")
-            )
+                progress.finish()
+        except ImproperlyConfigured as e:
+            raise CommandError(str(e)) from e
+        finally:
+            registration.release()
+            projection.close()
+        self.stdout.write(
+            self.style.SUCCESS(f"Rebuilt {spec.name}: {count} events replayed.")
+        )

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import logging
 import signal
-import sys
 import threading
-import time
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from eventsourcing_django.progress import (
+    Progress,
+    catch_up_progress,
+    configure_logging,
+)
 from eventsourcing_django.projections import (
     HEARTBEAT_INTERVAL,
     LoadedProjection,
@@ -22,44 +25,6 @@ from eventsourcing_django.projections import (
     projection_specs,
 )
 from eventsourcing_django.threads import keep_connections
-
-
-class ProgressBar:
-    """One line per projection, redrawn in place on a terminal."""
-
-    def __init__(self, stream: Any, name: str) -> None:
-        self.stream = stream
-        self.name = name
-        self.last_drawn = 0.0
-
-    def __call__(self, position: int, end: int) -> None:
-        now = time.monotonic()
-        if position < end and now - self.last_drawn < 0.1:
-            return
-        self.last_drawn = now
-        width = 30
-        done = width if end == 0 else width * position // end
-        bar = "#" * done + "." * (width - done)
-        self.stream.write(f"\r{self.name} [{bar}] {position}/{end}")
-        if position >= end:
-            self.stream.write("\n")
-        self.stream.flush()
-
-
-class ProgressLog:
-    """Logs catching up every few seconds, for when no terminal is attached."""
-
-    def __init__(self, name: str, every: float = 5.0) -> None:
-        self.name = name
-        self.every = every
-        self.last_logged = time.monotonic()
-
-    def __call__(self, position: int, end: int) -> None:
-        now = time.monotonic()
-        if position < end and now - self.last_logged < self.every:
-            return
-        self.last_logged = now
-        logger.info("%s: caught up to %d of %d", self.name, position, end)
 
 
 class Command(BaseCommand):
@@ -94,7 +59,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: str, **options: Any) -> None:
-        self._configure_logging(options["verbosity"])
+        configure_logging(options["verbosity"])
         try:
             specs = projection_specs(options["names"])
         except ImproperlyConfigured as e:
@@ -105,13 +70,15 @@ class Command(BaseCommand):
 
         stop = threading.Event()
         self._install_signal_handlers(stop)
-        loaded = [LoadedProjection(spec) for spec in specs]
-        registration = WorkerRegistration(
-            [(p.spec.name, p.using) for p in loaded], interval=options["heartbeat"]
-        )
+        loaded: list[LoadedProjection] = []
         try:
+            for spec in specs:
+                loaded.append(LoadedProjection(spec))
+            registration = WorkerRegistration(
+                [(p.spec.name, p.using) for p in loaded], interval=options["heartbeat"]
+            )
             registration.claim(force=options["force"])
-        except WorkerAliveError as e:
+        except (WorkerAliveError, ImproperlyConfigured) as e:
             for projection in loaded:
                 projection.close()
             raise CommandError(str(e)) from e
@@ -119,18 +86,27 @@ class Command(BaseCommand):
         threads: list[threading.Thread] = []
         errors: list[BaseException] = []
         try:
-            for projection in loaded:
-                thread = threading.Thread(
-                    target=self._run,
-                    args=(projection, stop, errors, options["catch_up_only"]),
-                    name=f"projection-{projection.spec.name}",
-                )
-                thread.start()
-                threads.append(thread)
-            while any(t.is_alive() for t in threads):
-                for thread in threads:
-                    thread.join(timeout=options["heartbeat"] / len(threads))
-                registration.beat()
+            with catch_up_progress(
+                self.stdout, [s.name for s in specs]
+            ) as progress_for:
+                for projection in loaded:
+                    thread = threading.Thread(
+                        target=self._run,
+                        args=(
+                            projection,
+                            stop,
+                            errors,
+                            options["catch_up_only"],
+                            progress_for,
+                        ),
+                        name=f"projection-{projection.spec.name}",
+                    )
+                    thread.start()
+                    threads.append(thread)
+                while any(t.is_alive() for t in threads):
+                    for thread in threads:
+                        thread.join(timeout=options["heartbeat"] / len(threads))
+                    registration.beat()
         finally:
             stop.set()
             for thread in threads:
@@ -149,18 +125,18 @@ class Command(BaseCommand):
         stop: threading.Event,
         errors: list[BaseException],
         catch_up_only: bool,
+        progress_for: Callable[[str], Progress],
     ) -> None:
         name = projection.spec.name
         # A long-lived thread: keep its connections, close them when it ends.
         with keep_connections():
             try:
                 logger.info("%s: catching up from %d", name, projection.position())
-                progress = (
-                    ProgressBar(self.stdout, name)
-                    if self.stdout.isatty()
-                    else ProgressLog(name)
-                )
-                count = projection.catch_up(stop=stop, progress=progress)
+                progress = progress_for(name)
+                try:
+                    count = projection.catch_up(stop=stop, progress=progress)
+                finally:
+                    progress.finish()
                 logger.info("%s: processed %d events while catching up", name, count)
                 if catch_up_only or stop.is_set():
                     return
@@ -188,13 +164,3 @@ class Command(BaseCommand):
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, handler)
             signal.signal(signal.SIGTERM, handler)
-
-    def _configure_logging(self, verbosity: int) -> None:
-        if logger.handlers or logging.getLogger().handlers:
-            return
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(
-            {0: logging.WARNING, 1: logging.INFO}.get(verbosity, logging.DEBUG)
-        )
