@@ -26,6 +26,9 @@ from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.wait import WebDriverWait
 
 from eventsourcing_django.applications import close_applications, get_application
 from tests.base import drop_application_tables
@@ -92,6 +95,14 @@ class TestEventStoreInABrowser(StaticLiveServerTestCase):
     def open(self, path: str) -> None:
         self.browser.get(self.live_server_url + path)
 
+    def follow(self, element: WebElement, path_part: str) -> None:
+        """Click a link and wait for the page it leads to (a click does not wait
+        for the navigation it starts)."""
+        element.click()
+        WebDriverWait(self.browser, 20).until(
+            expected_conditions.url_contains(path_part)
+        )
+
     def text(self) -> str:
         return self.browser.find_element(By.TAG_NAME, "body").text
 
@@ -108,9 +119,14 @@ class TestEventStoreInABrowser(StaticLiveServerTestCase):
         self.browser.find_element(By.NAME, "username").send_keys("ada")
         self.browser.find_element(By.NAME, "password").send_keys("lovelace-1815")
         self.browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+        WebDriverWait(self.browser, 20).until(
+            expected_conditions.title_contains("Site administration")
+        )
         self.assertIn("Site administration", self.text())
 
-        self.browser.find_element(By.LINK_TEXT, "Event store").click()
+        self.follow(
+            self.browser.find_element(By.LINK_TEXT, "Event store"), "/eventstore/"
+        )
         self.assertEqual(
             self.browser.find_element(By.TAG_NAME, "h1").text, "Event store"
         )
@@ -120,13 +136,15 @@ class TestEventStoreInABrowser(StaticLiveServerTestCase):
         self.assertTrue(row.text.endswith(" 5"), row.text)  # the head of the log
         self.shot("1-event-store")
 
-        row.find_element(By.LINK_TEXT, "Universe").click()
+        self.follow(row.find_element(By.LINK_TEXT, "Universe"), "/Universe/")
         rows = self.browser.find_elements(By.CSS_SELECTOR, "#notifications tbody tr")
         self.assertEqual(len(rows), 5)
         self.assertTrue(rows[0].text.startswith("5 "), rows[0].text)  # newest first
         self.shot("2-notification-log")
 
-        rows[-1].find_element(By.LINK_TEXT, str(self.world_id)).click()
+        self.follow(
+            rows[-1].find_element(By.LINK_TEXT, str(self.world_id)), "/aggregates/"
+        )
         events = self.browser.find_element(By.ID, "events").text
         self.assertIn("World.SomethingHappened", events)
         self.assertIn("what\n'dinosaurs'", events)
