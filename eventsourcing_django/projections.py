@@ -41,11 +41,13 @@ from eventsourcing.projection import (
 )
 from eventsourcing.utils import Environment, resolve_topic
 
+from eventsourcing_django.errors import ConnectionLostError, DatabaseUnavailableError
 from eventsourcing_django.recorders import (
     DjangoApplicationRecorder,
     DjangoRecorder,
     DjangoTrackingRecorder,
 )
+from eventsourcing_django.retry import reconnecting
 from eventsourcing_django.tenants import use_schema
 
 logger = logging.getLogger("eventsourcing_django.projections")
@@ -382,20 +384,34 @@ class WorkerRegistration:
                 )
 
     def beat(self) -> None:
+        """Renew the heartbeats; raises ConnectionLostError or
+        DatabaseUnavailableError while the database is away."""
         from eventsourcing_django.models import ProjectionWorker
 
         for name, using in self.names_and_aliases:
-            ProjectionWorker.objects.using(using).filter(
-                name=name, pid=self.pid
-            ).update(heartbeat_at=timezone.now())
+            with reconnecting(connections[using]):
+                ProjectionWorker.objects.using(using).filter(
+                    name=name, pid=self.pid
+                ).update(heartbeat_at=timezone.now())
 
     def release(self) -> None:
+        """Remove the registrations, if the database can be reached: a worker
+        that could not is taken for dead after three missed heartbeats."""
         from eventsourcing_django.models import ProjectionWorker
 
         for name, using in self.names_and_aliases:
-            ProjectionWorker.objects.using(using).filter(
-                name=name, pid=self.pid
-            ).delete()
+            try:
+                with reconnecting(connections[using]):
+                    ProjectionWorker.objects.using(using).filter(
+                        name=name, pid=self.pid
+                    ).delete()
+            except (ConnectionLostError, DatabaseUnavailableError) as e:
+                logger.warning(
+                    "%s: could not remove the worker's registration (%s); it "
+                    "lapses after three missed heartbeats",
+                    name,
+                    e,
+                )
 
 
 class WorkerAliveError(Exception):

@@ -208,3 +208,16 @@ def sleep_unless(stopped: threading.Event | Callable[[], bool], seconds: float) 
     deadline = time.monotonic() + seconds
     while not stopped() and time.monotonic() < deadline:
         time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+
+
+@contextlib.contextmanager
+def reconnecting(connection: BaseDatabaseWrapper) -> Iterator[None]:
+    """Around Django calls of our own outside the recorders (a worker's
+    heartbeat): connect if need be, and discard the connection if it is lost,
+    raising :class:`DatabaseUnavailableError` or :class:`ConnectionLostError`."""
+    from eventsourcing_django.dialects import dialect_for
+
+    dialect = dialect_for(connection, schema=None)
+    with discarding_broken_connection(connection, dialect.is_connection_error):
+        connect(connection, dialect.is_connection_error, dialect.is_closed)
+        yield
