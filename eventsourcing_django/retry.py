@@ -118,6 +118,11 @@ class Backoff:
         return None if since is None else time.monotonic() - since
 
 
+def _one_line(error: BaseException) -> str:
+    """The driver's message, which spans lines, on one line."""
+    return " ".join(str(error).split())
+
+
 def discard(connection: BaseDatabaseWrapper) -> None:
     """Close ``connection`` so that this thread's next use of it reconnects."""
     with contextlib.suppress(Exception):
@@ -142,9 +147,9 @@ def discarding_broken_connection(
             raise
         discard(connection)
         msg = (
-            f"Lost the connection to database {connection.alias!r}: "
-            f"{str(e).strip()}. It was closed, and the next call reconnects; "
-            "a write that failed this way may or may not have been committed"
+            f"Lost the connection to database {connection.alias!r} "
+            f"({_one_line(e)}); it was closed, and the next call reconnects. A "
+            "write that failed this way may or may not have been committed"
         )
         raise ConnectionLostError(msg) from e
 
@@ -171,7 +176,7 @@ def connect(
             raise
         discard(connection)
         msg = (
-            f"Cannot connect to database {connection.alias!r}: {str(e).strip()}. "
+            f"Cannot connect to database {connection.alias!r} ({_one_line(e)}). "
             "Check that the server is up and reachable; settings."
             f"{RETRIES_SETTING} and {RETRY_DELAY_SETTING} say how long each call "
             "tries"
@@ -196,7 +201,9 @@ def with_retries(
             wait = next(waits, None)
             if wait is None:
                 raise
-            logger.warning("%s: %s; trying again in %.2f s", what, e, wait)
+            # Those who wait for the database (subscriptions, workers) log the
+            # outage and the recovery; each retry is a detail.
+            logger.info("%s: %s; trying again in %.2f s", what, e, wait)
             time.sleep(wait)
 
 

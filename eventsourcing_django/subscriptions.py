@@ -94,7 +94,7 @@ class DjangoSubscription(ListenNotifySubscription["DjangoApplicationRecorder"]):
         try:
             while not self._has_been_stopped:
                 try:
-                    self._listen_until_stopped(connection)
+                    self._listen_until_stopped(connection, backoff)
                 except Exception as e:
                     if not dialect.is_connection_error(e):
                         raise
@@ -107,10 +107,13 @@ class DjangoSubscription(ListenNotifySubscription["DjangoApplicationRecorder"]):
         finally:
             connection.close()
 
-    def _listen_until_stopped(self, connection: BaseDatabaseWrapper) -> None:
+    def _listen_until_stopped(
+        self, connection: BaseDatabaseWrapper, backoff: Backoff
+    ) -> None:
         dialect = self._recorder.dialect
         with connection.cursor() as cursor:
             cursor.execute(dialect.listen_statement(self._recorder.channel))
+        self._recovered(backoff, "listen")
         # Anything written before LISTEN took effect is found by this pull.
         self.wake()
         raw = connection.connection
