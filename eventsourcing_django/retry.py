@@ -193,11 +193,13 @@ def with_retries(
 ) -> T:
     """Call ``attempt`` until it returns, retrying the errors in ``retry_on`` as
     long as the policy allows; the last error is raised."""
-    waits = (policy or RetryPolicy.from_settings()).waits()
+    waits: Iterator[float] | None = None
     while True:
         try:
             return attempt()
         except retry_on as e:
+            if waits is None:  # Settings are read only when something failed.
+                waits = (policy or RetryPolicy.from_settings()).waits()
             wait = next(waits, None)
             if wait is None:
                 raise
