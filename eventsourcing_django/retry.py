@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -209,11 +208,8 @@ def with_retries(
             time.sleep(wait)
 
 
-def sleep_unless(stopped: threading.Event | Callable[[], bool], seconds: float) -> None:
-    """Wait ``seconds``, or less if ``stopped`` is (or becomes) true."""
-    if isinstance(stopped, threading.Event):
-        stopped.wait(seconds)
-        return
+def sleep_unless(stopped: Callable[[], bool], seconds: float) -> None:
+    """Wait ``seconds``, or less if ``stopped()`` becomes true meanwhile."""
     deadline = time.monotonic() + seconds
     while not stopped() and time.monotonic() < deadline:
         time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))

@@ -100,6 +100,12 @@ class TestSystemChecks(SimpleTestCase):
         [error] = check_settings()
         self.assertEqual(error.id, "eventsourcing_django.E006")
 
+    @override_settings(EVENTSOURCING_RETRIES=-1)
+    def test_E009_retry_settings_that_cannot_be_used(self) -> None:
+        [error] = check_settings()
+        self.assertEqual(error.id, "eventsourcing_django.E009")
+        self.assertIn("settings.EVENTSOURCING_RETRIES", error.msg)
+
     @override_settings(EVENTSOURCING_SCHEMAS={"Universe": "pg_es"})
     def test_E006_a_schema_postgresql_reserves(self) -> None:
         [error] = check_settings()
