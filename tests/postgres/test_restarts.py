@@ -67,7 +67,6 @@ class Stage:
         self.directory = directory
         self.cluster = TemporaryCluster()
         self.processes: list[Process] = []
-        self.stop_file = directory / "stop"
 
     def start(self) -> None:
         self.cluster.start()
@@ -106,8 +105,12 @@ class Stage:
             "tests.postgres.restart_worker",
             role,
             str(self.directory / f"{role}.jsonl"),
-            str(self.stop_file),
+            str(self.stop_file(role)),
         )
+
+    def stop_file(self, role: str) -> Path:
+        """The file whose existence tells the process of ``role`` to stop."""
+        return self.directory / f"stop-{role}"
 
     def run_projections(self, *options: str) -> Process:
         return self.spawn(
@@ -135,7 +138,8 @@ class Stage:
         )
 
     def remove(self) -> None:
-        self.stop_file.touch()
+        for role in ("writer", "subscriber"):
+            self.stop_file(role).touch()
         for process in self.processes:
             if process.popen.poll() is None:
                 process.popen.kill()
@@ -181,7 +185,7 @@ def test_writer_subscriber_and_projection_ride_out_a_restart(
         "the writer to save again",
     )
     time.sleep(1.0)
-    stage.stop_file.touch()
+    stage.stop_file("writer").touch()
     writer.popen.wait(timeout=30)
 
     # Everything acknowledged is stored, once.
@@ -244,7 +248,7 @@ def test_writer_subscriber_and_projection_ride_out_a_restart(
     assert "Database available again" in log, log
     outages = log.count("Database unavailable (outage")
     assert outages == 1, log
-    stage.stop_file.touch()
+    stage.stop_file("subscriber").touch()
     assert subscriber.popen.wait(timeout=30) == 0, subscriber.stderr()
     assert "(listen): reconnected after" in subscriber.stderr()
 

@@ -120,6 +120,12 @@ class Command(BaseCommand):
             msg = "No projections: declare them in settings.EVENTSOURCING_PROJECTIONS"
             raise CommandError(msg)
 
+        if not options["max_outage"] > 0:
+            msg = (
+                f"--max-outage must be a number of seconds above 0, got "
+                f"{options['max_outage']}"
+            )
+            raise CommandError(msg)
         stop = threading.Event()
         self._install_signal_handlers(stop)
         loaded = [LoadedProjection(spec) for spec in specs]
