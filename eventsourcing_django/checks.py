@@ -1,4 +1,5 @@
-"""System checks of the settings that place applications' tables.
+"""System checks of the settings that place applications' tables (and of the
+settings that say how long calls wait for a lost database).
 
 They run with ``manage.py check`` (and before ``migrate`` and ``runserver``), so a
 mistake in ``EVENTSOURCING_DATABASES``, ``EVENTSOURCING_SCHEMAS`` or
@@ -24,6 +25,12 @@ from eventsourcing_django.conf import (
     DATABASES_SETTING,
     SCHEMAS_SETTING,
     application_setting,
+)
+from eventsourcing_django.retry import (
+    RETRIES_SETTING,
+    RETRY_DELAY_SETTING,
+    InvalidRetrySettingError,
+    RetryPolicy,
 )
 from eventsourcing_django.routers import (
     APPLICATION_HINT,
@@ -67,7 +74,25 @@ def check_settings(
     _check_same_place_for_same_tables(schemas, SCHEMAS_SETTING, errors)
     _check_routers(databases, valid_names, schemas, errors)
     _check_schemas(schemas, valid_names, errors)
+    _check_retry_settings(errors)
     return errors
+
+
+def _check_retry_settings(errors: list[checks.CheckMessage]) -> None:
+    # Read only when a connection is lost: a mistake must show before that.
+    try:
+        RetryPolicy.from_settings()
+    except InvalidRetrySettingError as e:
+        errors.append(
+            checks.Error(
+                str(e),
+                hint=(
+                    f"For example: {RETRIES_SETTING} = 5, "
+                    f"{RETRY_DELAY_SETTING} = 0.1 (seconds)."
+                ),
+                id="eventsourcing_django.E015",
+            )
+        )
 
 
 def _read_setting(setting: str, errors: list[checks.CheckMessage]) -> Mapping[str, str]:

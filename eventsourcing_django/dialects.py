@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
+from django.db import utils as django_errors
 from eventsourcing.persistence import NotSupportedError
 
 from eventsourcing_django.tables import MAX_IDENTIFIER_BYTES
@@ -171,6 +172,24 @@ class Dialect:
     def is_missing_table(exc: BaseException) -> bool:
         raise NotImplementedError
 
+    def is_connection_error(self, exc: BaseException) -> bool:
+        """Whether ``exc`` (Django's or the driver's) means the connection is
+        gone or could not be made, so that it must be discarded (see retry.py).
+
+        A file database has no server to lose: by default, never.
+        """
+        return False
+
+    def is_closed(self, connection: BaseDatabaseWrapper) -> bool:
+        """Whether the driver already knows ``connection`` to be closed or broken
+        (without a round trip)."""
+        return False
+
+    def is_bad_value(self, exc: BaseException) -> bool:
+        """Whether ``exc``, not wrapped by Django, is the driver refusing a value
+        on the client side (raised as the library's ``DataError``)."""
+        return False
+
     def write_lock(self) -> contextlib.AbstractContextManager[None]:
         """A lock held around write transactions in this process."""
         return contextlib.nullcontext()
@@ -206,6 +225,13 @@ class PostgresDialect(Dialect):
 
         #: psycopg 3's client-side binding cursor; None with psycopg2.
         self._client_cursor: type | None = None
+        #: The driver's errors that can mean a lost connection (the listening
+        #: thread of a subscription sees them unwrapped).
+        driver: Any = getattr(connection, "Database")  # noqa: B009 (not typed)
+        self._driver_connection_errors: tuple[type[BaseException], ...] = (
+            driver.OperationalError,
+            driver.InterfaceError,
+        )
         if is_psycopg3:
             import psycopg
 
@@ -408,6 +434,40 @@ class PostgresDialect(Dialect):
         cause = exc.__cause__ or exc
         code = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
         return code == "42P01"
+
+    #: SQLSTATEs of a session the server ended or would not start:
+    #: admin_shutdown (fast shutdown, pg_terminate_backend), crash_shutdown,
+    #: cannot_connect_now (starting up, shutting down, in recovery).
+    _DISCONNECT_STATES = frozenset({"57P01", "57P02", "57P03"})
+
+    def is_connection_error(self, exc: BaseException) -> bool:
+        cause = exc.__cause__ if isinstance(exc, django_errors.Error) else exc
+        if isinstance(exc, django_errors.InterfaceError):
+            return True  # "connection already closed" and the like
+        if not isinstance(exc, django_errors.OperationalError) and not isinstance(
+            cause, self._driver_connection_errors
+        ):
+            return False
+        code = getattr(cause, "sqlstate", None) or getattr(cause, "pgcode", None)
+        # The server's own errors carry a SQLSTATE (a lock timeout is 55P03, a
+        # deadlock 40P01: the connection is fine). Errors the client raises when
+        # the socket breaks or a connection fails carry none, or class 08.
+        return code is None or code.startswith("08") or code in self._DISCONNECT_STATES
+
+    def is_closed(self, connection: BaseDatabaseWrapper) -> bool:
+        # psycopg 3: a bool, true when closed or broken; psycopg2: 0 while open.
+        raw = connection.connection
+        return raw is not None and bool(getattr(raw, "closed", False))
+
+    def is_bad_value(self, exc: BaseException) -> bool:
+        # psycopg2 quotes parameters on the client, and refuses a NUL there
+        # with a bare ValueError that Django does not wrap; psycopg 3 sends the
+        # value and gets a DataError back.
+        return (
+            self._client_cursor is None
+            and type(exc) is ValueError
+            and "NUL (0x00)" in str(exc)
+        )
 
 
 _sqlite_write_locks: dict[str, threading.RLock] = {}

@@ -34,6 +34,16 @@ class TableMissingError(persistence.ProgrammingError):
     """An application's table does not exist where the recorder looked for it."""
 
 
+class ConnectionLostError(persistence.OperationalError):
+    """The connection broke during a call (a server restart, a failover, a
+    network cut). The recorder closed it, so the next call reconnects. A write
+    that failed this way may or may not have been committed."""
+
+
+class DatabaseUnavailableError(persistence.OperationalError):
+    """The database could not be reached; nothing of the call was sent."""
+
+
 class UnknownDatabaseError(ImproperlyConfigured, ValueError):
     """A database alias, given for an application, that is not in settings.DATABASES.
 
@@ -137,11 +147,21 @@ def missing_table_message(
 def translate_errors(
     is_missing_table: Callable[[BaseException], bool],
     describe_missing: Callable[[str], str],
+    is_bad_value: Callable[[BaseException], bool] = lambda _: False,
 ) -> Iterator[None]:
     """Raise Django's database errors as the library's, with a clear message
-    when one of the recorder's tables is missing."""
+    when one of the recorder's tables is missing.
+
+    ``is_bad_value`` tells the driver's own refusals of a value, raised on the
+    client before Django could wrap them (psycopg2's bare ``ValueError`` for a
+    NUL in a text parameter), which are raised as the library's ``DataError``.
+    """
     try:
         yield
+    except ValueError as e:
+        if is_bad_value(e):
+            raise persistence.DataError(str(e)) from e
+        raise
     except django_errors.Error as e:
         if is_missing_table(e):
             raise TableMissingError(describe_missing(str(e))) from e

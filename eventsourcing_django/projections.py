@@ -46,12 +46,17 @@ from eventsourcing_django.applications import (
     declaration,
     declarations,
 )
-from eventsourcing_django.errors import require_installed
+from eventsourcing_django.errors import (
+    ConnectionLostError,
+    DatabaseUnavailableError,
+    require_installed,
+)
 from eventsourcing_django.recorders import (
     DjangoApplicationRecorder,
     DjangoRecorder,
     DjangoTrackingRecorder,
 )
+from eventsourcing_django.retry import reconnecting
 from eventsourcing_django.tenants import use_schema
 
 if TYPE_CHECKING:
@@ -471,16 +476,30 @@ class WorkerRegistration:
                 )
 
     def beat(self) -> None:
+        """Renew the heartbeats; raises ConnectionLostError or
+        DatabaseUnavailableError while the database is away."""
         model = worker_model()
         for name, using in self.names_and_aliases:
-            model.objects.using(using).filter(name=name, pid=self.pid).update(
-                heartbeat_at=timezone.now()
-            )
+            with reconnecting(connections[using]):
+                model.objects.using(using).filter(name=name, pid=self.pid).update(
+                    heartbeat_at=timezone.now()
+                )
 
     def release(self) -> None:
+        """Remove the registrations, if the database can be reached: a worker
+        that could not is taken for dead after three missed heartbeats."""
         model = worker_model()
         for name, using in self.names_and_aliases:
-            model.objects.using(using).filter(name=name, pid=self.pid).delete()
+            try:
+                with reconnecting(connections[using]):
+                    model.objects.using(using).filter(name=name, pid=self.pid).delete()
+            except (ConnectionLostError, DatabaseUnavailableError) as e:
+                logger.warning(
+                    "%s: could not remove the worker's registration (%s); it "
+                    "lapses after three missed heartbeats",
+                    name,
+                    e,
+                )
 
 
 class WorkerAliveError(Exception):

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property, partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from django.db import connections, transaction
 from eventsourcing.persistence import (
@@ -29,14 +29,23 @@ from eventsourcing.persistence import (
 from eventsourcing_django.builder import Kind, OriginatorIDType, build_model
 from eventsourcing_django.dialects import Dialect, dialect_for
 from eventsourcing_django.errors import (
+    ConnectionLostError,
+    DatabaseUnavailableError,
     check_database_alias,
     missing_table_message,
     translate_errors,
+)
+from eventsourcing_django.retry import (
+    connect,
+    discarding_broken_connection,
+    with_retries,
 )
 from eventsourcing_django.tables import ApplicationTables, check_schema_name
 from eventsourcing_django.threads import connection_scope
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from django.db import models
@@ -108,12 +117,47 @@ class DjangoRecorder:
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
-        """Translate errors; close what a worker thread opened (see threads.py)."""
+        """Connect if need be, translate errors, discard a broken connection
+        (see retry.py); close what a worker thread opened (see threads.py)."""
+        connection = self.connection
+        dialect = self.dialect
         with (
-            connection_scope(self.connection),
-            translate_errors(self.dialect.is_missing_table, self._describe_missing),
+            connection_scope(connection),
+            translate_errors(
+                dialect.is_missing_table, self._describe_missing, dialect.is_bad_value
+            ),
+            discarding_broken_connection(connection, dialect.is_connection_error),
         ):
+            connect(connection, dialect.is_connection_error, dialect.is_closed)
             yield
+
+    def _retrying_reads(self, read: Callable[[], T]) -> T:
+        """``read()``, tried again after a lost connection (see retry.py)."""
+        return with_retries(
+            read,
+            retry_on=(ConnectionLostError, DatabaseUnavailableError),
+            what=f"Reading {self.application_name!r} on {self.using!r}",
+        )
+
+    def _retrying_connect(self, write: Callable[[], T]) -> T:
+        """``write()``, tried again only if it could not connect, so that
+        nothing of it was sent (see docs/decisions.md)."""
+        return with_retries(
+            write,
+            retry_on=(DatabaseUnavailableError,),
+            what=f"Writing {self.application_name!r} on {self.using!r}",
+        )
+
+    def _query(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
+        """The rows of a read-only ``statement``."""
+
+        def read() -> list[Any]:
+            with self._read() as cursor:
+                cursor.execute(statement, params)
+                rows: list[Any] = cursor.fetchall()
+                return rows
+
+        return self._retrying_reads(read)
 
     @contextlib.contextmanager
     def _write(self) -> Iterator[CursorWrapper]:
@@ -173,8 +217,11 @@ class DjangoAggregateRecorder(DjangoRecorder, AggregateRecorder):
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        with self._write() as cursor:
-            self._insert_events(cursor, stored_events, **kwargs)
+        def write() -> None:
+            with self._write() as cursor:
+                self._insert_events(cursor, stored_events, **kwargs)
+
+        self._retrying_connect(write)
         return None
 
     def _insert_events(
@@ -246,9 +293,7 @@ class DjangoAggregateRecorder(DjangoRecorder, AggregateRecorder):
             self._select_statements[key] = statement
         params: list[Any] = [self.dialect.adapt_originator_id(originator_id)]
         params += [p for p in (gt, lte, limit) if p is not None]
-        with self._read() as cursor:
-            cursor.execute(statement, params)
-            rows = cursor.fetchall()
+        rows = self._query(statement, params)
         convert = self.dialect.convert_originator_id
         return [
             StoredEvent(
@@ -285,6 +330,13 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
         self._subscriptions: set[Any] = set()
 
     def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        return self._retrying_connect(
+            partial(self._insert_events_once, stored_events, **kwargs)
+        )
+
+    def _insert_events_once(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         with self._errors():
@@ -395,9 +447,7 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
             statement += " WHERE " + " AND ".join(conditions)
         statement += " ORDER BY notification_id LIMIT %s"
         params.append(limit)
-        with self._read() as cursor:
-            cursor.execute(statement, params)
-            rows = cursor.fetchall()
+        rows = self._query(statement, params)
         convert = self.dialect.convert_originator_id
         return [
             Notification(
@@ -411,10 +461,8 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
         ]
 
     def max_notification_id(self) -> int | None:
-        with self._read() as cursor:
-            cursor.execute(self._max_notification_id_statement)
-            row = cursor.fetchone()
-        return None if row is None else row[0]
+        rows = self._query(self._max_notification_id_statement)
+        return rows[0][0] if rows else None
 
     def subscribe(
         self, gt: int | None = None, topics: Sequence[str] = ()
@@ -467,8 +515,11 @@ class DjangoTrackingRecorder(DjangoRecorder, TrackingRecorder):
             yield cursor
 
     def insert_tracking(self, tracking: Tracking) -> None:
-        with self._write() as cursor:
-            self._insert_tracking(cursor, tracking)
+        def write() -> None:
+            with self._write() as cursor:
+                self._insert_tracking(cursor, tracking)
+
+        self._retrying_connect(write)
 
     def _insert_tracking(self, cursor: CursorWrapper, tracking: Tracking) -> None:
         cursor.execute(
@@ -483,10 +534,8 @@ class DjangoTrackingRecorder(DjangoRecorder, TrackingRecorder):
             raise IntegrityError(msg)
 
     def max_tracking_id(self, application_name: str) -> int | None:
-        with self._read() as cursor:
-            cursor.execute(self._max_tracking_id_statement, [application_name])
-            row = cursor.fetchone()
-        return None if row is None else row[0]
+        rows = self._query(self._max_tracking_id_statement, [application_name])
+        return rows[0][0] if rows else None
 
 
 class DjangoProcessRecorder(

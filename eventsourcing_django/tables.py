@@ -40,12 +40,26 @@ def check_identifier(name: str, *, what: str) -> None:
         raise ValueError(msg)
 
 
+#: PostgreSQL keeps schema names starting with this for itself (``pg_catalog``,
+#: ``pg_toast``...) and refuses to create others: we refuse them before any SQL.
+RESERVED_SCHEMA_PREFIX = "pg_"
+
+
 def check_schema_name(schema: str) -> str:
-    """Return ``schema`` if it is a safe identifier, else raise."""
+    """Return ``schema`` if it is a safe identifier of a user's schema, else raise."""
     try:
         check_identifier(schema, what="Schema name")
     except ValueError as e:
         raise InvalidSchemaNameError(str(e)) from None
+    # Case matters: identifiers are always quoted, and PostgreSQL reserves
+    # only the lower-case prefix.
+    if schema.startswith(RESERVED_SCHEMA_PREFIX):
+        msg = (
+            f"Schema name {schema!r} starts with {RESERVED_SCHEMA_PREFIX!r}, which "
+            "PostgreSQL reserves for its system schemas: choose another name, "
+            "such as 'events'"
+        )
+        raise InvalidSchemaNameError(msg)
     return schema
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sys
+from typing import Any
 
 import pytest
 
@@ -37,3 +39,13 @@ def pytest_report_header(config: pytest.Config) -> str:
         "eventsourcing_django: PostgreSQL-only tests (tests/postgres/, and the "
         f"schema test classes) are not collected: {POSTGRES_ONLY}"
     )
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The figures of the restart tests (tests/postgres/test_restarts.py)."""
+    cluster = sys.modules.get("tests.postgres.cluster")
+    figures: list[str] = getattr(cluster, "FIGURES", [])
+    if figures:
+        terminalreporter.write_sep("-", "database restarts")
+        for line in figures:
+            terminalreporter.write_line(line)

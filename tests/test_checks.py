@@ -102,6 +102,18 @@ class TestSystemChecks(SimpleTestCase):
         [error] = check_settings()
         self.assertEqual(error.id, "eventsourcing_django.E006")
 
+    @override_settings(EVENTSOURCING_RETRIES=-1)
+    def test_E015_retry_settings_that_cannot_be_used(self) -> None:
+        [error] = check_settings()
+        self.assertEqual(error.id, "eventsourcing_django.E015")
+        self.assertIn("settings.EVENTSOURCING_RETRIES", error.msg)
+
+    @override_settings(EVENTSOURCING_SCHEMAS={"Universe": "pg_es"})
+    def test_E006_a_schema_postgresql_reserves(self) -> None:
+        [error] = check_settings()
+        self.assertEqual(error.id, "eventsourcing_django.E006")
+        self.assertIn("'pg_es' starts with 'pg_'", error.msg)
+
     @override_settings(EVENTSOURCING_DATABASES={"Universe": "other", "UNIVERSE": "x"})
     def test_E008_two_spellings_of_one_application_in_two_places(self) -> None:
         errors = check_settings()

@@ -240,6 +240,13 @@ class TestWorldSummaryProjection(DjangoDBTestCase):
         self.assertIn("Unknown projection(s): Nope", str(info.exception))
         self.assertIn("WorldSummary", str(info.exception))
 
+    def test_a_max_outage_of_no_time_is_refused(self) -> None:
+        with self.assertRaises(CommandError) as info:
+            call_command("run_projections", "WorldSummary", "--max-outage=0")
+        self.assertIn(
+            "--max-outage must be a number of seconds above 0", str(info.exception)
+        )
+
 
 class TestSystemRunners(DjangoDBTestCase):
     def check_runner(self, runner: Any) -> None:

@@ -50,6 +50,18 @@ def test_unsafe_schema_names_are_refused(schema: str) -> None:
         check_schema_name(schema)
 
 
+@pytest.mark.parametrize("schema", ["pg_catalog", "pg_es", "pg_"])
+def test_schema_names_postgresql_reserves_are_refused(schema: str) -> None:
+    with pytest.raises(InvalidSchemaNameError, match="PostgreSQL reserves"):
+        check_schema_name(schema)
+
+
+@pytest.mark.parametrize("schema", ["events", "PG_es", "my_pg_events"])
+def test_schema_names_like_reserved_ones_are_accepted(schema: str) -> None:
+    # Quoted identifiers keep their case: PostgreSQL reserves "pg_" only.
+    assert check_schema_name(schema) == schema
+
+
 class TestBadNamesTouchNoDatabase(DjangoDBTestCase):
     def test_application_with_hostile_name_fails_before_any_sql(self) -> None:
         class Hostile(Application):

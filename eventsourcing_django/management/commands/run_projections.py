@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from eventsourcing_django.errors import ConnectionLostError, DatabaseUnavailableError
 from eventsourcing_django.progress import (
     Progress,
     catch_up_progress,
@@ -24,7 +26,13 @@ from eventsourcing_django.projections import (
     logger,
     projection_specs,
 )
+from eventsourcing_django.retry import Backoff
 from eventsourcing_django.threads import keep_connections
+
+#: Default of --max-outage: seconds without a database before the worker exits.
+MAX_OUTAGE = 300.0
+
+_DATABASE_AWAY = (ConnectionLostError, DatabaseUnavailableError)
 
 
 class Command(BaseCommand):
@@ -53,6 +61,16 @@ class Command(BaseCommand):
             help="Seconds between heartbeats (default %(default)s).",
         )
         parser.add_argument(
+            "--max-outage",
+            type=float,
+            default=MAX_OUTAGE,
+            metavar="SECONDS",
+            help=(
+                "Exit with an error once the database has been unreachable for "
+                "this long (default %(default)s); shorter outages are waited out."
+            ),
+        )
+        parser.add_argument(
             "--catch-up-only",
             action="store_true",
             help="Exit once the events recorded at start have been processed.",
@@ -68,6 +86,12 @@ class Command(BaseCommand):
             msg = "No projections: declare them in settings.EVENTSOURCING_PROJECTIONS"
             raise CommandError(msg)
 
+        if not options["max_outage"] > 0:
+            msg = (
+                f"--max-outage must be a number of seconds above 0, got "
+                f"{options['max_outage']}"
+            )
+            raise CommandError(msg)
         stop = threading.Event()
         self._install_signal_handlers(stop)
         loaded: list[LoadedProjection] = []
@@ -103,10 +127,9 @@ class Command(BaseCommand):
                     )
                     thread.start()
                     threads.append(thread)
-                while any(t.is_alive() for t in threads):
-                    for thread in threads:
-                        thread.join(timeout=options["heartbeat"] / len(threads))
-                    registration.beat()
+                self._beat_while_running(
+                    threads, registration, options["heartbeat"], options["max_outage"]
+                )
         finally:
             stop.set()
             for thread in threads:
@@ -119,6 +142,53 @@ class Command(BaseCommand):
             raise CommandError(msg) from errors[0]
         self.stdout.write(self.style.SUCCESS("Stopped."))
 
+    def _beat_while_running(
+        self,
+        threads: list[threading.Thread],
+        registration: WorkerRegistration,
+        interval: float,
+        max_outage: float,
+    ) -> None:
+        """Renew the heartbeat until the projections end; wait out outages of
+        the database up to ``max_outage`` seconds, then raise CommandError."""
+        outage = Backoff()
+        outages = 0
+        while any(t.is_alive() for t in threads):
+            # While the database is away, look for it at least every second.
+            wait = interval if outage.failing_since is None else min(interval, 1.0)
+            for thread in threads:
+                thread.join(timeout=wait / len(threads))
+            try:
+                registration.beat()
+            except _DATABASE_AWAY as e:
+                if outage.failing_since is None:
+                    outages += 1
+                    logger.warning(
+                        "Database unavailable (outage %d): %s. Waiting for it for "
+                        "up to %s s (--max-outage)",
+                        outages,
+                        e,
+                        max_outage,
+                    )
+                outage.failed()
+                assert outage.failing_since is not None
+                lasted = time.monotonic() - outage.failing_since
+                if lasted >= max_outage:
+                    msg = (
+                        f"The database has been unavailable for {lasted:.1f} s, "
+                        f"more than --max-outage {max_outage} s: stopping. Last "
+                        f"error: {e}"
+                    )
+                    raise CommandError(msg) from e
+                continue
+            lasted_for = outage.succeeded()
+            if lasted_for is not None:
+                logger.warning(
+                    "Database available again after %.1f s (outage %d)",
+                    lasted_for,
+                    outages,
+                )
+
     def _run(
         self,
         projection: LoadedProjection,
@@ -128,33 +198,71 @@ class Command(BaseCommand):
         progress_for: Callable[[str], Progress],
     ) -> None:
         name = projection.spec.name
+        outage = Backoff()
         # A long-lived thread: keep its connections, close them when it ends.
         with keep_connections():
-            try:
-                logger.info("%s: catching up from %d", name, projection.position())
-                progress = progress_for(name)
+            while not stop.is_set():
                 try:
-                    count = projection.catch_up(stop=stop, progress=progress)
-                finally:
-                    progress.finish()
-                logger.info("%s: processed %d events while catching up", name, count)
-                if catch_up_only or stop.is_set():
+                    self._catch_up_and_follow(
+                        projection, stop, catch_up_only, outage, progress_for
+                    )
                     return
-                logger.info("%s: following from %d", name, projection.position())
-                with projection.follow() as subscription:
+                except _DATABASE_AWAY as e:
+                    # What the lost event changed was rolled back with its
+                    # tracking, or committed with it: resuming from the
+                    # tracked position applies every event once.
+                    if outage.failing_since is None:
+                        logger.warning(
+                            "%s: lost the database (%s); resuming from the last "
+                            "tracked event when it is back",
+                            name,
+                            e,
+                        )
+                    stop.wait(outage.failed())
+                except BaseException as e:
+                    logger.exception("%s: stopped by an error", name)
+                    errors.append(e)
+                    stop.set()
+                    return
 
-                    def stop_following() -> None:
-                        stop.wait()
-                        subscription.stop()
+    def _catch_up_and_follow(
+        self,
+        projection: LoadedProjection,
+        stop: threading.Event,
+        catch_up_only: bool,
+        outage: Backoff,
+        progress_for: Callable[[str], Progress],
+    ) -> None:
+        name = projection.spec.name
+        position = projection.position()
+        lasted = outage.succeeded()
+        if lasted is not None:
+            logger.warning(
+                "%s: the database is back after %.1f s; resuming from %d",
+                name,
+                lasted,
+                position,
+            )
+        logger.info("%s: catching up from %d", name, position)
+        progress = progress_for(name)
+        try:
+            count = projection.catch_up(stop=stop, progress=progress)
+        finally:
+            progress.finish()
+        logger.info("%s: processed %d events while catching up", name, count)
+        if catch_up_only or stop.is_set():
+            return
+        logger.info("%s: following from %d", name, projection.position())
+        with projection.follow() as subscription:
 
-                    threading.Thread(target=stop_following, daemon=True).start()
-                    for domain_event, tracking in subscription:
-                        projection.process(domain_event, tracking)
-                        logger.debug("%s: processed %d", name, tracking.notification_id)
-            except BaseException as e:
-                logger.exception("%s: stopped by an error", name)
-                errors.append(e)
-                stop.set()
+            def stop_following() -> None:
+                stop.wait()
+                subscription.stop()
+
+            threading.Thread(target=stop_following, daemon=True).start()
+            for domain_event, tracking in subscription:
+                projection.process(domain_event, tracking)
+                logger.debug("%s: processed %d", name, tracking.notification_id)
 
     def _install_signal_handlers(self, stop: threading.Event) -> None:
         def handler(signum: int, _: FrameType | None) -> None:
