@@ -23,6 +23,7 @@ from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.system import SingleThreadedRunner
 
+from eventsourcing_django.upgrade import plan_upgrade
 from tests.base import DjangoDBTestCase, table_names
 from tests.legacy import (
     SHARED_TABLES,
@@ -354,6 +355,54 @@ class TestUpgrade(UpgradeTestCase):
         self.assertEqual(universe.recorder.max_notification_id(), last + 1)
 
 
+class Interrupted(Exception):
+    pass
+
+
+class TestInterruptedCopies(UpgradeTestCase):
+    """A copy stopped half way (here by an error after some batches) goes on
+    where it stopped, on either path: in the server, or across databases."""
+
+    def interrupt_then_finish(self) -> None:
+        before = run_on_0x(worlds=4, things=9)
+        plan = plan_upgrade("default", ["Universe"], batch_size=7)
+        (copy,) = plan.copies
+        batches = 0
+
+        def stop_after_three_batches(rows: int) -> None:
+            nonlocal batches
+            batches += 1
+            if batches == 3:
+                raise Interrupted
+
+        with self.assertRaises(Interrupted):
+            copy.run(stop_after_three_batches)
+        self.assertEqual(copy.copied().events, 21)
+
+        out, _ = upgrade()
+        self.assertEqual(out.count("Verified"), 2)
+        self.assert_reads_the_same(before)
+
+    def test_in_the_server(self) -> None:
+        self.interrupt_then_finish()
+
+    @override_settings(**ROUTED)
+    def test_across_databases(self) -> None:
+        self.interrupt_then_finish()
+
+
+class TestProgress(UpgradeTestCase):
+    def test_a_progress_bar_per_application_unless_quiet(self) -> None:
+        before = run_on_0x(worlds=1)
+        events = len(before.universe.notifications)
+        snapshots = sum(map(len, before.universe.snapshots.values()))
+        _, err = upgrade("Universe")
+        self.assertIn("Universe: 100%", err)
+        self.assertIn(f"{events + snapshots}/{events + snapshots}", err)
+        _, err = upgrade("WorldCounter", verbosity=0)
+        self.assertEqual(err, "")
+
+
 def start_upgrade(*args: str) -> subprocess.Popen[str]:
     env = {**os.environ, "ESDJ_USE_TEST_DATABASES": "1", "PYTHONPATH": str(ROOT)}
     return subprocess.Popen(
@@ -397,8 +446,8 @@ class TestKilledMidCopy(UpgradeTestCase):
         insert_shared_rows("default", "Universe", stored, snapshots)
 
     def test_killed_mid_copy_then_run_again_equals_an_uninterrupted_copy(self) -> None:
-        self.write_many(worlds=250, things=19)
-        events = 250 * 20
+        self.write_many(worlds=400, things=19)
+        events = 400 * 20
         expected = recorded(Universe(env=ENV_0X))
         self.assertEqual(len(expected.notifications), events)
 
@@ -424,7 +473,7 @@ class TestKilledMidCopy(UpgradeTestCase):
         self.assertEqual(after.notifications, expected.notifications)
         self.assertEqual(after.histories, expected.histories)
         self.assertEqual(after.snapshots, expected.snapshots)
-        self.assertEqual(sum(map(len, after.snapshots.values())), 250)
+        self.assertEqual(sum(map(len, after.snapshots.values())), 400)
         # Numbering goes on after the largest, as after an uninterrupted copy.
         universe.create_world()
         self.assertEqual(universe.recorder.max_notification_id(), events + 1)

@@ -144,7 +144,6 @@ class Command(BaseCommand):
                 total=max(remaining, 0),
                 desc=copy.name,
                 unit=" rows",
-                unit_scale=True,
                 mininterval=0.5,
                 file=_BarStream(self.stderr),
                 disable=self.verbosity < 1,
