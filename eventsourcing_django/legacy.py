@@ -15,6 +15,7 @@ are not (no statement reaches across two databases).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
@@ -109,6 +110,20 @@ class LegacySQL:
         )
 
     @property
+    def event_id_bound(self) -> str:
+        """The notification ID that ends a batch of events (None: fewer left)."""
+        return (
+            f"SELECT id FROM {self.events} WHERE application_name = %s "
+            "AND id > %s ORDER BY id LIMIT 1 OFFSET %s"
+        )
+
+    @property
+    def max_event_id(self) -> str:
+        return (
+            f"SELECT MAX(id) FROM {self.events} WHERE application_name = %s AND id > %s"
+        )
+
+    @property
     def select_snapshots(self) -> str:
         """A batch of snapshots after a ``uid``, in ``uid`` order, with the last."""
         return (
@@ -173,12 +188,28 @@ class CopySQL:
 
     @property
     def copy_events(self) -> str:
-        """Copy the next batch of events, keeping their notification IDs."""
+        """Copy the events in a range of notification IDs, keeping the IDs."""
         return (
             f"INSERT INTO {self.events} "
             "(notification_id, originator_id, originator_version, topic, state) "
-            f"{self.legacy.select_events}"
+            f"SELECT {self.legacy.event_columns} FROM {self.legacy.events} "
+            "WHERE application_name = %s AND id > %s AND id <= %s"
         )
+
+    #: Whether an empty events table can be filled with its indexes dropped,
+    #: and built again after the rows, in one transaction.
+    defers_indexes: ClassVar[bool] = False
+
+    @property
+    def indexes(self) -> tuple[str, list[Any]]:
+        """A query of the events table's indexes, for :meth:`index_statements`."""
+        raise NotImplementedError
+
+    def index_statements(
+        self, indexes: Sequence[tuple[Any, ...]]
+    ) -> tuple[list[str], list[str]]:
+        """Statements that drop the indexes, and that make them again."""
+        raise NotImplementedError
 
     @property
     def copy_snapshots(self) -> str:
@@ -257,6 +288,40 @@ class CopySQL:
 
 class PostgresCopySQL(CopySQL):
     vendor = "postgresql"
+    # DDL is transactional: a crash leaves the table as it was, indexes and all.
+    defers_indexes = True
+
+    @property
+    def indexes(self) -> tuple[str, list[Any]]:
+        # Each index, and the constraint it backs, if any (the primary key), as
+        # the server itself would write them: names and schema kept.
+        return (
+            "SELECT pg_get_indexdef(i.indexrelid), c.conname, "
+            "pg_get_constraintdef(c.oid), i.indexrelid::regclass::text "
+            "FROM pg_index i LEFT JOIN pg_constraint c ON c.conindid = "
+            "i.indexrelid AND c.conrelid = i.indrelid "
+            "WHERE i.indrelid = to_regclass(%s) ORDER BY i.indisprimary DESC",
+            [self.events],
+        )
+
+    def index_statements(
+        self, indexes: Sequence[tuple[Any, ...]]
+    ) -> tuple[list[str], list[str]]:
+        drops, creates = [], []
+        quote = self.dialect.quote
+        for index_definition, constraint, constraint_definition, name in indexes:
+            if constraint is not None:
+                drops.append(
+                    f"ALTER TABLE {self.events} DROP CONSTRAINT {quote(constraint)}"
+                )
+                creates.append(
+                    f"ALTER TABLE {self.events} ADD CONSTRAINT {quote(constraint)} "
+                    f"{constraint_definition}"
+                )
+            else:
+                drops.append(f"DROP INDEX {name}")
+                creates.append(index_definition)
+        return drops, creates
 
     @property
     def copy_snapshots(self) -> str:

@@ -133,8 +133,10 @@ class ApplicationCopy:
         schema: str | None,
         dialect: Dialect,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        commit_each_batch: bool = False,
     ) -> None:
         self.application = application
+        self.commit_each_batch = commit_each_batch
         self.name = application.name
         self.legacy_alias = legacy_alias
         self.tables = tables
@@ -329,34 +331,79 @@ class ApplicationCopy:
         return self.verify()
 
     def copy_events(self, on_rows: Callable[[int], object]) -> None:
-        last = self._target_events()[2] or 0
-        if self.same_database:
-            while True:
-                with self._batch() as cursor:
-                    cursor.execute(
-                        self.sql.copy_events, [self.name, last, self.batch_size]
-                    )
-                    copied = cursor.rowcount
-                    if copied <= 0:
-                        break
-                    last = self._one(cursor, self.sql.target_events_summary)[2]
-                    for statement, params in self.sql.after_events(last):
-                        cursor.execute(statement, params)
-                on_rows(copied)
-        else:
+        count, _, last = self._target_events()
+        last = last or 0
+        if not self.same_database:
             for rows in self._legacy_batches(self.legacy.select_events, last):
                 with self._batch() as cursor:
                     self._write(cursor, *self.sql.insert_events(rows))
                     last = rows[-1][0]
-                    for statement, params in self.sql.after_events(last):
-                        cursor.execute(statement, params)
+                    self._after_events(cursor, last)
                 on_rows(len(rows))
+        elif count == 0 and self.sql.defers_indexes and not self.commit_each_batch:
+            last = self._copy_events_at_once(on_rows)
+        else:
+            for low, high in self._event_ranges(last):
+                with self._batch() as cursor:
+                    cursor.execute(self.sql.copy_events, [self.name, low, high])
+                    self._after_events(cursor, high)
+                    copied = cursor.rowcount
+                on_rows(copied)
+                last = high
         if last:
             # Once more, in a transaction that waits for the disk (the batches'
             # commits did not), so that what is verified next is durable.
             with transaction.atomic(using=self.alias), self._target_cursor() as c:
-                for statement, params in self.sql.after_events(last):
-                    c.execute(statement, params)
+                self._after_events(c, last)
+
+    def _copy_events_at_once(self, on_rows: Callable[[int], object]) -> int:
+        """Fill the empty events table in one transaction, its indexes built
+        after the rows (much faster than updating them row by row). A crash
+        undoes it all, and the next run starts again."""
+        last = 0
+        with (
+            self.dialect.write_lock(),
+            transaction.atomic(using=self.alias),
+            self._target_cursor() as cursor,
+        ):
+            for statement in self.dialect.lock_table_statements(self.tables.events, 0):
+                cursor.execute(statement)
+            cursor.execute(*self.sql.indexes)
+            drops, creates = self.sql.index_statements(cursor.fetchall())
+            for statement in drops:
+                cursor.execute(statement)
+            for low, high in self._event_ranges(0):
+                cursor.execute(self.sql.copy_events, [self.name, low, high])
+                on_rows(cursor.rowcount)
+                last = high
+            self._after_events(cursor, last)
+            for statement in creates:
+                cursor.execute(statement)
+        return last
+
+    def _event_ranges(self, after: int) -> Iterator[tuple[int, int]]:
+        """Ranges (low, high] of the application's notification IDs after
+        ``after``, each of at most one batch of events."""
+        while True:
+            with self._legacy_cursor() as cursor:
+                row = self._one(
+                    cursor,
+                    self.legacy.event_id_bound,
+                    [self.name, after, self.batch_size - 1],
+                )
+                if row is None:
+                    row = self._one(
+                        cursor, self.legacy.max_event_id, [self.name, after]
+                    )
+            high = None if row is None else row[0]
+            if high is None:
+                return
+            yield after, high
+            after = high
+
+    def _after_events(self, cursor: CursorWrapper, last: int) -> None:
+        for statement, params in self.sql.after_events(last):
+            cursor.execute(statement, params)
 
     def copy_snapshots(self, on_rows: Callable[[int], object]) -> None:
         # Snapshots have no order the target keeps: every run goes through all
@@ -477,9 +524,14 @@ def plan_upgrade(
     application_names: Sequence[str] = (),
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
+    commit_each_batch: bool = False,
 ) -> Plan:
     """Find the applications on ``alias`` and place each (no application names:
-    all of them). Raises :class:`UpgradeError` before anything is written."""
+    all of them). Raises :class:`UpgradeError` before anything is written.
+
+    ``commit_each_batch``: on PostgreSQL, an empty events table is otherwise
+    filled in one transaction, its indexes built at the end; a crash then undoes
+    the whole copy instead of keeping the batches before it."""
     if alias not in connections:
         msg = (
             f"Database {alias!r} is not in settings.DATABASES; use one of: "
@@ -513,7 +565,7 @@ def plan_upgrade(
             )
             plan.skipped.append(Skipped(name, reason))
             continue
-        placed = _place(found[name], alias, batch_size)
+        placed = _place(found[name], alias, batch_size, commit_each_batch)
         if isinstance(placed, Skipped):
             plan.skipped.append(placed)
         else:
@@ -536,7 +588,10 @@ def _found_name(name: str, found: dict[str, LegacyApplication], alias: str) -> s
 
 
 def _place(
-    application: LegacyApplication, legacy_alias: str, batch_size: int
+    application: LegacyApplication,
+    legacy_alias: str,
+    batch_size: int,
+    commit_each_batch: bool,
 ) -> ApplicationCopy | Skipped:
     """Where the application's tables go: the alias and schema our routers and
     settings give it, as its recorders will find them."""
@@ -576,6 +631,7 @@ def _place(
         schema=schema,
         dialect=dialect,
         batch_size=batch_size,
+        commit_each_batch=commit_each_batch,
     )
 
 
