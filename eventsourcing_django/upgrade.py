@@ -501,9 +501,10 @@ class ApplicationCopy:
             )
             raise UpgradeError(msg)
         ending = f", the last ({last[0]}, {last[1]})" if last else ""
+        tracked = "position" if len(positions) == 1 else "positions"
         return (
             f"{count} events{ending}; {snapshots} snapshots; "
-            f"{len(positions)} tracking positions"
+            f"{len(positions)} tracking {tracked}"
         )
 
 

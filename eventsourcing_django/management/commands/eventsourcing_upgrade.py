@@ -141,15 +141,16 @@ class Command(BaseCommand):
     def _upgrade(self, copy: ApplicationCopy) -> str:
         application = copy.application
         done = copy.copied()
+        remaining = application.events - done.events
+        remaining += application.snapshots - done.snapshots
         if self.verbosity >= 1:
+            before = "" if remaining else "; copied before"
             self.stdout.write(
                 self.style.MIGRATE_HEADING(
                     f"Upgrading {copy.name} ({application.events} events, "
-                    f"{application.snapshots} snapshots) to {copy.where}"
+                    f"{application.snapshots} snapshots{before}) to {copy.where}"
                 )
             )
-        remaining = application.events - done.events
-        remaining += application.snapshots - done.snapshots
         try:
             with tqdm(
                 total=max(remaining, 0),
@@ -157,7 +158,7 @@ class Command(BaseCommand):
                 unit=" rows",
                 mininterval=0.5,
                 file=_BarStream(self.stderr),
-                disable=self.verbosity < 1,
+                disable=self.verbosity < 1 or remaining <= 0,
             ) as bar:
                 summary = copy.run(bar.update)
         except UpgradeError as e:
