@@ -211,6 +211,10 @@ class CopySQL:
         """Statements that drop the indexes, and that make them again."""
         raise NotImplementedError
 
+    def build_statements(self) -> list[str]:
+        """Statements that start the transaction that builds indexes."""
+        return []
+
     @property
     def copy_snapshots(self) -> str:
         """Copy the snapshots in a ``uid`` range, skipping those already copied."""
@@ -303,6 +307,11 @@ class PostgresCopySQL(CopySQL):
             "WHERE i.indrelid = to_regclass(%s) ORDER BY i.indisprimary DESC",
             [self.events],
         )
+
+    def build_statements(self) -> list[str]:
+        # Enough memory to sort a few million keys without spilling to disk,
+        # for this transaction only (the default is 64MB).
+        return ["SET LOCAL maintenance_work_mem = '256MB'"]
 
     def index_statements(
         self, indexes: Sequence[tuple[Any, ...]]

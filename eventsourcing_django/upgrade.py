@@ -368,6 +368,8 @@ class ApplicationCopy:
         ):
             for statement in self.dialect.lock_table_statements(self.tables.events, 0):
                 cursor.execute(statement)
+            for statement in self.sql.build_statements():
+                cursor.execute(statement)
             cursor.execute(*self.sql.indexes)
             drops, creates = self.sql.index_statements(cursor.fetchall())
             for statement in drops:
