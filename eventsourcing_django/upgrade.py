@@ -346,8 +346,8 @@ class ApplicationCopy:
             for low, high in self._event_ranges(last):
                 with self._batch() as cursor:
                     cursor.execute(self.sql.copy_events, [self.name, low, high])
-                    self._after_events(cursor, high)
                     copied = cursor.rowcount
+                    self._after_events(cursor, high)
                 on_rows(copied)
                 last = high
         if last:
@@ -431,10 +431,9 @@ class ApplicationCopy:
             for rows in self._legacy_batches(self.legacy.select_snapshots):
                 with self._batch() as cursor:
                     statement, params = self.sql.insert_snapshots([r[1:] for r in rows])
-                    before = self._one(cursor, self.sql.target_snapshots_summary)[0]
                     self._write(cursor, statement, params)
-                    after = self._one(cursor, self.sql.target_snapshots_summary)[0]
-                on_rows(after - before)
+                    copied = max(cursor.rowcount, 0)  # those not skipped
+                on_rows(copied)
 
     def copy_positions(self) -> None:
         """Each upstream's position, as the largest tracked notification ID."""

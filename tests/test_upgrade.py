@@ -396,15 +396,27 @@ class TestInterruptedCopies(UpgradeTestCase):
 
 
 class TestProgress(UpgradeTestCase):
-    def test_a_progress_bar_per_application_unless_quiet(self) -> None:
-        before = run_on_0x(worlds=1)
+    """A bar per application that counts every row copied, on every path."""
+
+    def assert_bar_counts_every_row(self, *args: str) -> None:
+        before = run_on_0x(worlds=3)
         events = len(before.universe.notifications)
         snapshots = sum(map(len, before.universe.snapshots.values()))
-        _, err = upgrade("Universe")
+        _, err = upgrade("Universe", "--batch-size=4", *args)
         self.assertIn("Universe: 100%", err)
-        self.assertIn(f"{events + snapshots}/{events + snapshots}", err)
+        self.assertIn(f" {events + snapshots}/{events + snapshots} ", err)
         _, err = upgrade("WorldCounter", verbosity=0)
         self.assertEqual(err, "")
+
+    def test_in_the_server(self) -> None:
+        self.assert_bar_counts_every_row()
+
+    def test_in_the_server_committing_each_batch(self) -> None:
+        self.assert_bar_counts_every_row("--commit-each-batch")
+
+    @override_settings(**ROUTED)
+    def test_across_databases(self) -> None:
+        self.assert_bar_counts_every_row()
 
 
 def start_upgrade(*args: str) -> subprocess.Popen[str]:
