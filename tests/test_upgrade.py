@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
 from typing import Any, ClassVar
+from unittest.mock import patch
 from uuid import UUID
 
 from django.core.management import CommandError, call_command
@@ -23,7 +24,7 @@ from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import Notification, StoredEvent
 from eventsourcing.system import SingleThreadedRunner
 
-from eventsourcing_django.upgrade import plan_upgrade
+from eventsourcing_django.upgrade import ApplicationCopy, plan_upgrade
 from tests.base import DjangoDBTestCase, table_names
 from tests.legacy import (
     SHARED_TABLES,
@@ -266,6 +267,46 @@ class TestUpgrade(UpgradeTestCase):
             out,
         )
         self.assert_reads_the_same(before)
+
+    def test_a_0x_writer_during_the_copy_fails_verification_and_drops_nothing(
+        self,
+    ) -> None:
+        before = run_on_0x(worlds=2)
+        world_id = next(iter(before.histories))
+        copy_snapshots = ApplicationCopy.copy_snapshots
+
+        def copy_snapshots_while_0x_writes(copy: ApplicationCopy, *args: Any) -> None:
+            copy_snapshots(copy, *args)
+            if copy.name == "Universe":
+                app = Universe(env={**ENV_0X, "LEGACY_DB_ALIAS": "default"})
+                app.make_it_so(world_id, "written by 0.x during the upgrade")
+
+        with (
+            patch.object(
+                ApplicationCopy, "copy_snapshots", copy_snapshots_while_0x_writes
+            ),
+            self.assertRaises(CommandError) as cm,
+        ):
+            upgrade("--drop-legacy", "--noinput", verbosity=0)
+
+        message = str(cm.exception)
+        self.assertIn(
+            "Application 'Universe': the copy on database 'default' "
+            "does not match the shared tables",
+            message,
+        )
+        self.assertIn(
+            "Are processes of eventsourcing-django 0.x still writing? "
+            "Stop them and run the upgrade again",
+            message,
+        )
+        self.assertEqual(len(shared_tables()), 3)
+
+        # Stopped, the writer's event is copied by the next run.
+        upgrade("--drop-legacy", "--noinput", verbosity=0)
+        self.assertEqual(shared_tables(), set())
+        history = Universe(env=ENV).repository.get(world_id).history
+        self.assertEqual(history[-1], "written by 0.x during the upgrade")
 
     def test_drop_legacy_refuses_when_some_applications_stay(self) -> None:
         run_on_0x(worlds=1)
