@@ -35,7 +35,6 @@ from eventsourcing_django.dialects import Dialect, dialect_for
 from eventsourcing_django.legacy import (
     COPY_SQL,
     EVENTS_TABLE,
-    SNAPSHOTS_TABLE,
     TABLES,
     TRACKING_MARKER,
     TRACKING_TABLE,
@@ -450,48 +449,57 @@ class ApplicationCopy:
 
     # Verifying -----------------------------------------------------------------
 
-    def verify(self) -> str:
-        """Raise unless counts and last rows match the shared tables'."""
+    def _legacy_summary(self) -> Summary:
         with self._legacy_cursor() as cursor:
             count, _, high = self._one(
                 cursor, self.legacy.events_summary, [self.name, _MAX_UID]
             )
-            last = self._key(self._one(cursor, self.legacy.last_event, [self.name]))
-            snapshots = int(
-                self._one(cursor, self.legacy.count_snapshots, [self.name])[0]
-            )
-            last_snapshot = self._key(
-                self._one(cursor, self.legacy.last_snapshot, [self.name])
-            )
-        copied_count, _, copied_high = self._target_events()
+            last = self._one(cursor, self.legacy.last_event, [self.name])
+            snapshots = self._one(cursor, self.legacy.count_snapshots, [self.name])
+            last_snapshot = self._one(cursor, self.legacy.last_snapshot, [self.name])
+            positions: dict[str, int] = {}
+            if self.application.positions:  # else maybe no tracking table
+                cursor.execute(self.legacy.positions, [self.name])
+                positions = dict(cursor.fetchall())
+        return Summary(
+            int(count),
+            high,
+            self._key(last),
+            int(snapshots[0]),
+            self._key(last_snapshot),
+            positions,
+        )
+
+    def _copy_summary(self) -> Summary:
+        count, _, high = self._target_events()
         with self._target_cursor() as cursor:
-            copied_last = (
-                self._key(self._one(cursor, self.sql.target_event_at, [copied_high]))
-                if copied_high is not None
-                else None
+            last = None
+            if high is not None:
+                last = self._one(cursor, self.sql.target_event_at, [high])
+            last_snapshot = None
+            if self._exists(self.tables.snapshots):
+                last_snapshot = self._one(cursor, self.sql.target_last_snapshot)
+        return Summary(
+            count,
+            high,
+            self._key(last),
+            self._target_snapshot_count(),
+            self._key(last_snapshot),
+            self._target_positions(),
+        )
+
+    def verify(self) -> str:
+        """Raise unless counts and last rows match the shared tables'."""
+        legacy, copy = self._legacy_summary(), self._copy_summary()
+        mismatches = [
+            f"{what}: {theirs} in the shared tables, {ours} in {table!r}"
+            for what, table, theirs, ours in (
+                ("events", self.tables.events, legacy.events, copy.events),
+                ("snapshots", self.tables.snapshots, legacy.snapshots, copy.snapshots),
+                ("positions", self.tables.tracking, legacy.positions, copy.positions),
             )
-            copied_last_snapshot = self._key(
-                self._one(cursor, self.sql.target_last_snapshot)
-            )
-        copied_snapshots = self._target_snapshot_count()
-        positions = self._target_positions()
-        mismatches = []
-        if (count, high, last) != (copied_count, copied_high, copied_last):
-            mismatches.append(
-                f"events: {count} up to notification {high} ending with {last} in "
-                f"{EVENTS_TABLE!r}, {copied_count} up to {copied_high} ending with "
-                f"{copied_last} in {self.tables.events!r}"
-            )
-        if (snapshots, last_snapshot) != (copied_snapshots, copied_last_snapshot):
-            mismatches.append(
-                f"snapshots: {snapshots} in {SNAPSHOTS_TABLE!r}, "
-                f"{copied_snapshots} in {self.tables.snapshots!r}"
-            )
-        if positions != self.application.positions:
-            mismatches.append(
-                f"positions: {self.application.positions} in {TRACKING_TABLE!r}, "
-                f"{positions} in {self.tables.tracking!r}"
-            )
+            if theirs != ours
+        ]
         if mismatches:
             msg = (
                 f"Application {self.name!r}: the copy on {self.where} does not match "
@@ -501,11 +509,34 @@ class ApplicationCopy:
                 "Stop them and run the upgrade again: it goes on from where it is."
             )
             raise UpgradeError(msg)
-        ending = f", the last ({last[0]}, {last[1]})" if last else ""
-        tracked = "position" if len(positions) == 1 else "positions"
+        return legacy.describe()
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What verification compares: counts, last rows and positions."""
+
+    count: int
+    high: int | None
+    last: tuple[UUID, int] | None
+    snapshot_count: int
+    last_snapshot: tuple[UUID, int] | None
+    positions: dict[str, int]
+
+    @property
+    def events(self) -> str:
+        return f"{self.count} up to notification {self.high}, the last {self.last}"
+
+    @property
+    def snapshots(self) -> str:
+        return f"{self.snapshot_count}, the last {self.last_snapshot}"
+
+    def describe(self) -> str:
+        ending = f", the last ({self.last[0]}, {self.last[1]})" if self.last else ""
+        n = len(self.positions)
         return (
-            f"{count} events{ending}; {snapshots} snapshots; "
-            f"{len(positions)} tracking {tracked}"
+            f"{self.count} events{ending}; {self.snapshot_count} snapshots; "
+            f"{n} tracking {'position' if n == 1 else 'positions'}"
         )
 
 
