@@ -354,6 +354,24 @@ class TestUpgrade(UpgradeTestCase):
         self.assertIn("'my-app', 'stored'", str(cm.exception))
         self.assertEqual(len(shared_tables()), 3)
 
+    def test_names_equal_but_for_case_are_both_left_in_place(self) -> None:
+        run_on_0x(worlds=1)
+        app = Application[UUID](env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+        world = World()
+        events = [app.mapper.to_stored_event(e) for e in world.collect_events()]
+        insert_shared_rows("default", "UNIVERSE", events)
+
+        out, err = upgrade()
+
+        self.assertIn(
+            "Skipped application 'UNIVERSE': its tables would be shared with "
+            "application 'Universe'",
+            err,
+        )
+        self.assertIn("Skipped application 'Universe'", err)
+        self.assertNotIn("universe_events", own_tables("default"))
+        self.assertIn("Upgrading WorldCounter", out)
+
     def test_unknown_names_and_databases_are_refused_with_what_is_there(self) -> None:
         run_on_0x(worlds=1)
         with self.assertRaises(CommandError) as cm:
