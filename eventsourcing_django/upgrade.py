@@ -582,6 +582,15 @@ def plan_upgrade(
             "database that has it with --database."
         )
         raise NoSharedTablesError(msg)
+    missing = [t for t in TABLES if t not in present]
+    if missing:
+        msg = (
+            f"Database {alias!r} has {EVENTS_TABLE!r} but not "
+            f"{', '.join(map(repr, missing))}, which the migration of "
+            "eventsourcing-django 0.x made with it. Restore them (from a backup), "
+            "or create them empty as that migration did, then run the upgrade again."
+        )
+        raise UpgradeError(msg)
     found = find_applications(alias, present)
     plan = Plan(alias=alias, present=present, found=found)
     chosen = [_found_name(n, found, alias) for n in application_names] or list(found)

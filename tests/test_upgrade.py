@@ -387,6 +387,21 @@ class TestUpgrade(UpgradeTestCase):
         self.assertIn(
             "Database 'other' has no table 'stored_events'", str(cm.exception)
         )
+        with self.assertRaises(CommandError) as cm:
+            upgrade(database="elsewhere")
+        self.assertIn(
+            "Database 'elsewhere' is not in settings.DATABASES; use one of: "
+            "'default', 'other'.",
+            str(cm.exception),
+        )
+        with connections["default"].cursor() as cursor:
+            cursor.execute("DROP TABLE snapshots")
+        with self.assertRaises(CommandError) as cm:
+            upgrade()
+        self.assertIn(
+            "Database 'default' has 'stored_events' but not 'snapshots'",
+            str(cm.exception),
+        )
 
     @override_settings(**ROUTED)
     def test_applications_routed_to_another_database(self) -> None:
