@@ -262,9 +262,11 @@ class UpgradeFromSharedTables(Operation):
 
     It runs on each alias that ``migrate`` migrates and that holds the shared
     tables (elsewhere it does nothing), and asks the routers first, with the hint
-    ``eventsourcing_upgrade``. Put it in a migration with ``atomic = False``: each
-    batch then commits, and after a failure ``migrate`` goes on where it stopped
-    (in an atomic migration, a failure undoes the whole copy). Reversed, it
+    ``eventsourcing_upgrade``. Put it in a migration with ``atomic = False``, so
+    that it commits as the command does and, after a failure, ``migrate`` goes on
+    from what was committed (in an atomic migration, a failure undoes the whole
+    copy). ``batch_size`` and ``commit_each_batch`` are the command's
+    ``--batch-size`` and ``--commit-each-batch``. Reversed, it
     leaves the copies and the shared tables as they are; with
     ``drop_legacy=True`` it cannot be reversed.
     """
@@ -277,10 +279,12 @@ class UpgradeFromSharedTables(Operation):
         application_names: Sequence[str] = (),
         drop_legacy: bool = False,
         batch_size: int | None = None,
+        commit_each_batch: bool = False,
     ) -> None:
         self.application_names = list(application_names)
         self.drop_legacy = drop_legacy
         self.batch_size = batch_size
+        self.commit_each_batch = commit_each_batch
 
     def deconstruct(self) -> tuple[str, Sequence[Any], dict[str, Any]]:
         kwargs: dict[str, Any] = {}
@@ -290,6 +294,8 @@ class UpgradeFromSharedTables(Operation):
             kwargs["drop_legacy"] = True
         if self.batch_size is not None:
             kwargs["batch_size"] = self.batch_size
+        if self.commit_each_batch:
+            kwargs["commit_each_batch"] = True
         return (self.__class__.__qualname__, [], kwargs)
 
     def state_forwards(self, app_label: str, state: ProjectState) -> None:
@@ -314,6 +320,7 @@ class UpgradeFromSharedTables(Operation):
                 alias,
                 self.application_names,
                 batch_size=self.batch_size or DEFAULT_BATCH_SIZE,
+                commit_each_batch=self.commit_each_batch,
             )
         except NoSharedTablesError:
             return

@@ -311,6 +311,12 @@ class TestUpgradingWithAMigration(TemporaryMigrationsTestCase):
         )
         self.assertEqual(UpgradeFromSharedTables().deconstruct()[2], {})
         self.assertEqual(
+            UpgradeFromSharedTables(
+                batch_size=10, commit_each_batch=True
+            ).deconstruct()[2],
+            {"batch_size": 10, "commit_each_batch": True},
+        )
+        self.assertEqual(
             operation.describe(),
             "Copy Universe from the shared tables of eventsourcing-django 0.x, "
             "then drop the shared tables",
