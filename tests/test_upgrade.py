@@ -110,15 +110,6 @@ def upgrade(*args: str, **options: Any) -> tuple[str, str]:
     return out.getvalue(), err.getvalue()
 
 
-def rows(alias: str, table: str, order: str) -> list[tuple[Any, ...]]:
-    with connections[alias].cursor() as cursor:
-        cursor.execute(f"SELECT * FROM {table} ORDER BY {order}")
-        return [
-            tuple(bytes(v) if isinstance(v, memoryview) else v for v in r)
-            for r in cursor.fetchall()
-        ]
-
-
 class UpgradeTestCase(DjangoDBTestCase):
     databases: ClassVar[set[str]] = {"default", "other"}  # type: ignore[misc]
 
