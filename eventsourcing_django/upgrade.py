@@ -3,7 +3,7 @@
 :func:`plan_upgrade` finds the applications in the shared tables on one alias and
 places each where the project's settings and routers put its own tables;
 :meth:`ApplicationCopy.run` copies its events, snapshots and followers' positions
-there, in batches that each commit, and verifies the copy;
+there, in batches, and verifies the copy;
 :func:`drop_legacy_tables` drops the shared tables once every application in them
 has been copied and verified. ``manage.py eventsourcing_upgrade`` and the migration
 operation :class:`~eventsourcing_django.operations.UpgradeFromSharedTables` drive it.
@@ -13,8 +13,11 @@ though not contiguous), so a follower's position means the same before and after
 and needs no translation; the events table's sequence is set past the largest.
 Batches go in notification ID order and each commits with the rows before it, so
 the target always holds a prefix of the application's events: after a crash, the
-next run starts after the largest ID copied. Snapshots are copied again from the
-start, skipping those present. See docs/decisions.md, "Upgrading from 0.x".
+next run starts after the largest ID copied. On PostgreSQL an empty events table
+is instead filled in one transaction, its indexes built after the rows, unless
+``commit_each_batch``: a crash leaves it empty, and the next run starts it again.
+Snapshots are copied again from the start, skipping those present. See
+docs/decisions.md, "Upgrading from 0.x".
 """
 
 from __future__ import annotations
