@@ -20,7 +20,14 @@ and both use psycopg 3 on PostgreSQL. Measured, for each round and side:
   in the machine's load weighs on both alike);
 * an ``Application`` round trip: ``repository.get``, one new event, ``save``;
 * on PostgreSQL, requests per second through Django's threaded server with
-  ``CONN_MAX_AGE`` 0 and 60 (``benchmarks/bench_http.py``; ``--no-http`` skips it).
+  ``CONN_MAX_AGE`` 0 and 60 (``benchmarks/bench_http.py``; ``--measure http``
+  measures only this).
+* ours only: upgrading from eventsourcing-django 0.x, events/s of
+  ``eventsourcing_upgrade``'s copy and verification of one application's
+  1,000,000 events of 200-byte states (aggregates of 10 events, random IDs on
+  PostgreSQL) from the shared
+  ``stored_events`` table, made with 0.x's DDL, into its own table on the same
+  database (``--measure upgrade`` measures only this).
 
 The table shows, per measurement, the median over rounds with the range
 (min-max) for each side, the ratio ours/native of the medians, and the project's
@@ -157,6 +164,7 @@ class Sizes:
     writer_events: int
     writer_batch: int
     writers: int
+    upgrade_events: int
 
     @classmethod
     def scaled(cls, scale: float) -> Sizes:
@@ -174,6 +182,7 @@ class Sizes:
             writer_events=n(10_000, 100),
             writer_batch=10,
             writers=4,
+            upgrade_events=n(1_000_000, 1_000),
         )
 
 
@@ -208,6 +217,19 @@ class Target:
         return value <= self.bound if self.upper else value >= self.bound
 
 
+#: The upgrade has no native counterpart: a target on ours alone.
+UPGRADE_TARGETS: dict[Vendor, Target | None] = {
+    "postgres": Target(200_000, on_ratio=False),
+    "sqlite": None,
+}
+
+#: The application whose rows the upgrade measurement copies, per vendor (the
+#: router sends it to the vendor's alias).
+UPGRADE_APPLICATIONS: dict[Vendor, str] = {
+    "postgres": "UpgradePostgres",
+    "sqlite": "UpgradeSQLite",
+}
+
 TARGETS: dict[Vendor, dict[str, Target]] = {
     "postgres": {
         "insert_1": Target(0.9),
@@ -240,6 +262,12 @@ def configure_django(databases: dict[str, dict[str, Any]]) -> None:
         DATABASES={"default": {}, **databases},
         INSTALLED_APPS=["eventsourcing_django"],
         DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
+        # For the upgrade measurement; the others name their alias in the env.
+        DATABASE_ROUTERS=["eventsourcing_django.routers.EventSourcingRouter"],
+        EVENTSOURCING_DATABASES={
+            UPGRADE_APPLICATIONS["postgres"]: "postgres",
+            UPGRADE_APPLICATIONS["sqlite"]: "sqlite",
+        },
     )
     django.setup()
 
@@ -266,6 +294,7 @@ class Storage:
     """Fresh storage of one side for one round, and the environments that use it."""
 
     vendor: Vendor
+    alias: str
 
     def __init__(self, side: Side) -> None:
         self.side = side
@@ -627,6 +656,52 @@ def measure_writers(
     return statistics.mean(rates[1]), statistics.mean(rates[count])
 
 
+#: 0.x's rows, made in the server: aggregates of 10 events, 200-byte states, the
+#: aggregates' IDs in random order (as UUID4s are) on PostgreSQL, where the order
+#: of keys matters to the cost of an index; in key order on SQLite (no md5()).
+FILL_0X: dict[str, str] = {
+    "postgresql": (
+        "INSERT INTO stored_events (application_name, originator_id, "
+        "originator_version, topic, state) SELECT %s, "
+        "md5((g / 10)::text)::uuid, g %% 10 + 1, %s, %s "
+        "FROM generate_series(0, %s - 1) AS g"
+    ),
+    "sqlite": (
+        "WITH RECURSIVE g(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM g "
+        "WHERE x < %s - 1) INSERT INTO stored_events (application_name, "
+        "originator_id, originator_version, topic, state) "
+        "SELECT %s, printf('%%032x', x / 10), x %% 10 + 1, %s, %s FROM g"
+    ),
+}
+
+
+def measure_upgrade(storage: Storage, events: int) -> float:
+    """Events per second, copying and verifying an application's ``events``
+    from 0.x's shared tables into its own table, in the same database."""
+    from django.db import connections
+
+    from eventsourcing_django.upgrade import plan_upgrade
+    from tests.legacy import DDL
+
+    name = UPGRADE_APPLICATIONS[storage.vendor]
+    storage.env(name)  # SQLite: a database file of its own
+    connection = connections[storage.alias]
+    with connection.cursor() as cursor:
+        for statement in DDL[connection.vendor]:
+            cursor.execute(statement)
+        if connection.vendor == "postgresql":
+            cursor.execute(FILL_0X["postgresql"], [name, TOPIC, STATE, events])
+            cursor.execute("ANALYZE stored_events")
+        else:
+            cursor.execute(FILL_0X["sqlite"], [events, name, TOPIC, STATE])
+    (copy,) = plan_upgrade(storage.alias, [name]).copies
+    gc.collect()
+    started = time.perf_counter()
+    copy.run()
+    seconds = time.perf_counter() - started
+    return events / seconds
+
+
 # One round of one side ----------------------------------------------------------------
 
 
@@ -675,6 +750,35 @@ class Run:
             yield storage
         finally:
             storage.close()
+
+
+def run_upgrade(run: Run, vendor: Vendor, rounds: int, sizes: Sizes) -> list[float]:
+    results = []
+    for round_no in range(rounds):
+        started = time.perf_counter()
+        with run.storage(vendor, "ours", round_no) as storage:
+            results.append(measure_upgrade(storage, sizes.upgrade_events))
+        print(
+            f"  {VENDOR_TITLES[vendor]} round {round_no + 1}/{rounds} upgrade"
+            f" {time.perf_counter() - started:5.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+    return results
+
+
+def upgrade_table(vendor: Vendor, results: list[float], events: int) -> str:
+    target = UPGRADE_TARGETS[vendor]
+    verdict = ""
+    if target is not None:
+        met = target.met(statistics.median(results))
+        verdict = f"; target {target.describe()}: {'met' if met else 'MISSED'}"
+    return (
+        f"{VENDOR_TITLES[vendor]}: upgrade from 0.x, {events:,} events: "
+        f"{fmt(statistics.median(results))} events/s median, "
+        f"{fmt(min(results))}-{fmt(max(results))} over {len(results)} rounds"
+        f"{verdict}"
+    )
 
 
 def run_vendor(
@@ -782,7 +886,8 @@ def describe_setup(args: argparse.Namespace, sizes: Sizes) -> str:
             f"x{sizes.notifications_passes}; app {sizes.app_commands} commands over "
             f"{sizes.app_aggregates} aggregates; writers {sizes.writer_events} events "
             f"each in batches of {sizes.writer_batch}, phases of 1, {sizes.writers}, "
-            f"{sizes.writers}, 1 processes",
+            f"{sizes.writers}, 1 processes; upgrade from 0.x "
+            f"{sizes.upgrade_events} events",
         ]
     )
 
@@ -802,15 +907,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=1.0,
         help="multiply the events of every measurement",
     )
+    parser.add_argument(
+        "--measure",
+        choices=["all", "recorders", "upgrade", "http"],
+        default="all",
+        help=(
+            "the recorders against native ones, the upgrade from 0.x, requests "
+            "through a threaded server (PostgreSQL), or all"
+        ),
+    )
     parser.add_argument("--pg-host", default="127.0.0.1")
     parser.add_argument("--pg-port", type=int, default=5432)
     parser.add_argument("--pg-user", default="postgres")
-    parser.add_argument(
-        "--no-http",
-        dest="http",
-        action="store_false",
-        help="skip the requests-per-second measurement (benchmarks/bench_http.py)",
-    )
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -844,10 +952,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     with contextlib.ExitStack() as stack:
         run = Run(server, stack)
         for vendor in vendors:
-            results = run_vendor(run, vendor, args.rounds, sizes)
-            tables.append(table(vendor, results))
-            print("\n" + tables[-1], flush=True)
-    if args.http and "postgres" in vendors:
+            if args.measure in ("all", "recorders"):
+                results = run_vendor(run, vendor, args.rounds, sizes)
+                tables.append(table(vendor, results))
+                print("\n" + tables[-1], flush=True)
+            if args.measure in ("all", "upgrade"):
+                upgrades = run_upgrade(run, vendor, args.rounds, sizes)
+                tables.append(upgrade_table(vendor, upgrades, sizes.upgrade_events))
+                print("\n" + tables[-1], flush=True)
+    if args.measure in ("all", "http") and "postgres" in vendors:
         from bench_http import run_http
 
         pg = {

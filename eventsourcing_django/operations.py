@@ -10,6 +10,9 @@ eventsourcing_makemigration`` writes one)::
         dependencies = [("myapp", "0001_initial")]
         operations = [CreateApplicationTables("Universe", tracking=False)]
 
+:class:`UpgradeFromSharedTables` copies applications out of the shared tables of
+eventsourcing-django 0.x (see the README, "Upgrading from 0.x").
+
 The operations keep no model state, so ``makemigrations`` never sees the tables.
 Before touching a database they ask the routers whether the application's tables
 belong there, with the hint ``eventsourcing_application`` naming the application,
@@ -20,9 +23,11 @@ and drop only what is missing or present, so running them twice is harmless.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from django.db import connections, router
+from django.db.migrations.exceptions import IrreversibleError
 from django.db.migrations.operations.base import Operation, OperationCategory
 
 from eventsourcing_django.builder import Kind, OriginatorIDType, build_model
@@ -31,6 +36,13 @@ from eventsourcing_django.ddl import create_table, create_table_statements, drop
 from eventsourcing_django.dialects import Dialect, dialect_for
 from eventsourcing_django.routers import APPLICATION_HINT
 from eventsourcing_django.tables import ApplicationTables, check_schema_name
+from eventsourcing_django.upgrade import (
+    DEFAULT_BATCH_SIZE,
+    NoSharedTablesError,
+    UpgradeError,
+    drop_legacy_tables,
+    plan_upgrade,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -38,6 +50,11 @@ if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
     from django.db.backends.base.schema import BaseDatabaseSchemaEditor
     from django.db.migrations.state import ProjectState
+
+#: The hint :class:`UpgradeFromSharedTables` gives ``allow_migrate``.
+UPGRADE_HINT = "eventsourcing_upgrade"
+
+logger = logging.getLogger(__name__)
 
 
 class ApplicationTablesOperation(Operation):
@@ -239,4 +256,112 @@ class DropApplicationTables(ApplicationTablesOperation):
         return f"drop_{self.tables.prefix}_tables"
 
 
-__all__ = ["CreateApplicationTables", "DropApplicationTables"]
+class UpgradeFromSharedTables(Operation):
+    """Copy applications from the shared tables of eventsourcing-django 0.x into
+    their own tables, as ``manage.py eventsourcing_upgrade`` does.
+
+    It runs on each alias that ``migrate`` migrates and that holds the shared
+    tables (elsewhere it does nothing), and asks the routers first, with the hint
+    ``eventsourcing_upgrade``. Put it in a migration with ``atomic = False``, so
+    that it commits as the command does and, after a failure, ``migrate`` goes on
+    from what was committed (in an atomic migration, a failure undoes the whole
+    copy). ``batch_size`` and ``commit_each_batch`` are the command's
+    ``--batch-size`` and ``--commit-each-batch``. Reversed, it
+    leaves the copies and the shared tables as they are; with
+    ``drop_legacy=True`` it cannot be reversed.
+    """
+
+    category = OperationCategory.PYTHON
+    reduces_to_sql = False
+
+    def __init__(
+        self,
+        application_names: Sequence[str] = (),
+        drop_legacy: bool = False,
+        batch_size: int | None = None,
+        commit_each_batch: bool = False,
+    ) -> None:
+        self.application_names = list(application_names)
+        self.drop_legacy = drop_legacy
+        self.batch_size = batch_size
+        self.commit_each_batch = commit_each_batch
+
+    def deconstruct(self) -> tuple[str, Sequence[Any], dict[str, Any]]:
+        kwargs: dict[str, Any] = {}
+        if self.application_names:
+            kwargs["application_names"] = self.application_names
+        if self.drop_legacy:
+            kwargs["drop_legacy"] = True
+        if self.batch_size is not None:
+            kwargs["batch_size"] = self.batch_size
+        if self.commit_each_batch:
+            kwargs["commit_each_batch"] = True
+        return (self.__class__.__qualname__, [], kwargs)
+
+    def state_forwards(self, app_label: str, state: ProjectState) -> None:
+        pass
+
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        alias = schema_editor.connection.alias
+        if not router.allow_migrate(alias, app_label, **{UPGRADE_HINT: True}):
+            return
+        if schema_editor.collect_sql:
+            # sqlmigrate: the copy depends on what the tables hold.
+            schema_editor.execute(f"-- {self.describe()}", params=None)
+            return
+        try:
+            plan = plan_upgrade(
+                alias,
+                self.application_names,
+                batch_size=self.batch_size or DEFAULT_BATCH_SIZE,
+                commit_each_batch=self.commit_each_batch,
+            )
+        except NoSharedTablesError:
+            return
+        if plan.skipped:
+            names = ", ".join(f"{s.name!r} ({s.reason})" for s in plan.skipped)
+            if self.drop_legacy:
+                msg = f"Not dropping the shared tables: skipped applications {names}"
+                raise UpgradeError(msg)
+            logger.warning("Left in the shared tables: %s", names)
+        verified = []
+        for copy in plan.copies:
+            logger.info("%s: %s", copy.name, copy.run())
+            verified.append(copy.name)
+        if self.drop_legacy:
+            drop_legacy_tables(plan, verified)
+
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        if self.drop_legacy:
+            msg = f"{self.describe()}: the shared tables are gone"
+            raise IrreversibleError(msg)
+        # The shared tables are still there: the copies do no harm, and
+        # removing them could remove events written since.
+
+    def describe(self) -> str:
+        which = ", ".join(self.application_names) or "all applications"
+        drop = ", then drop the shared tables" if self.drop_legacy else ""
+        return f"Copy {which} from the shared tables of eventsourcing-django 0.x{drop}"
+
+    @property
+    def migration_name_fragment(self) -> str:
+        return "upgrade_from_shared_tables"
+
+
+__all__ = [
+    "CreateApplicationTables",
+    "DropApplicationTables",
+    "UpgradeFromSharedTables",
+]

@@ -14,10 +14,14 @@ from eventsourcing_django.errors import TableMissingError
 from eventsourcing_django.operations import (
     CreateApplicationTables,
     DropApplicationTables,
+    UpgradeFromSharedTables,
 )
 from eventsourcing_django.tables import InvalidApplicationNameError
 from tests.base import TemporaryMigrationsTestCase, count_rows, is_postgres, table_names
+from tests.legacy import drop_shared_tables, shared_tables
 from tests.routedapp.applications import Galaxy, Universe
+from tests.test_upgrade import ENV as UPGRADED_ENV
+from tests.test_upgrade import run_on_0x
 
 ROUTER = "eventsourcing_django.routers.EventSourcingRouter"
 
@@ -280,3 +284,81 @@ class TestSchemaFromSettingsIsChecked(TemporaryMigrationsTestCase):
         with self.assertRaisesRegex(ValueError, "not a safe SQL identifier"):
             call_command("migrate", "routedapp", verbosity=0)
         self.assertEqual(table_names("default"), set())
+
+
+class TestUpgradingWithAMigration(TemporaryMigrationsTestCase):
+    """UpgradeFromSharedTables: the upgrade for teams who ship changes as
+    migrations (the stories of the upgrade itself are in test_upgrade.py)."""
+
+    databases: ClassVar[set[str]] = {"default", "other"}  # type: ignore[misc]
+
+    def _post_teardown(self) -> None:
+        try:
+            for alias in self.databases:
+                drop_shared_tables(alias)
+        finally:
+            super()._post_teardown()
+
+    def test_it_describes_and_deconstructs_itself(self) -> None:
+        operation = UpgradeFromSharedTables(["Universe"], drop_legacy=True)
+        self.assertEqual(
+            operation.deconstruct(),
+            (
+                "UpgradeFromSharedTables",
+                [],
+                {"application_names": ["Universe"], "drop_legacy": True},
+            ),
+        )
+        self.assertEqual(UpgradeFromSharedTables().deconstruct()[2], {})
+        self.assertEqual(
+            UpgradeFromSharedTables(
+                batch_size=10, commit_each_batch=True
+            ).deconstruct()[2],
+            {"batch_size": 10, "commit_each_batch": True},
+        )
+        self.assertEqual(
+            operation.describe(),
+            "Copy Universe from the shared tables of eventsourcing-django 0.x, "
+            "then drop the shared tables",
+        )
+        self.assertEqual(
+            operation.migration_name_fragment, "upgrade_from_shared_tables"
+        )
+        code, _ = MigrationWriter.serialize(operation)
+        self.assertIn("UpgradeFromSharedTables(", code)
+
+    def test_migrate_copies_where_the_shared_tables_are_and_is_a_no_op_elsewhere(
+        self,
+    ) -> None:
+        before = run_on_0x(worlds=2)
+        self.write_migration(
+            "0001_upgrade",
+            migration_text("UpgradeFromSharedTables()") + "    atomic = False\n",
+        )
+        call_command("migrate", "routedapp", database="other", verbosity=0)
+        self.assertEqual(table_names("other"), set())
+
+        call_command("migrate", "routedapp", verbosity=0)
+
+        universe = Universe(env=UPGRADED_ENV)
+        self.assertEqual(
+            list(universe.recorder.select_notifications(1, 1000)),
+            before.universe.notifications,
+        )
+        # Unapplied, it leaves the copies and the shared tables alone.
+        call_command("migrate", "routedapp", "zero", verbosity=0)
+        self.assertEqual(len(shared_tables()), 3)
+        self.assertEqual(
+            universe.recorder.max_notification_id(),
+            before.universe.notifications[-1].id,
+        )
+
+    def test_drop_legacy_in_a_migration_drops_after_verifying(self) -> None:
+        run_on_0x(worlds=1)
+        self.write_migration(
+            "0001_upgrade",
+            migration_text("UpgradeFromSharedTables(drop_legacy=True)"),
+        )
+        call_command("migrate", "routedapp", verbosity=0)
+        self.assertEqual(shared_tables(), set())
+        self.assertIn("worldcounter_tracking", table_names("default"))
