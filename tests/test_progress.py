@@ -229,7 +229,8 @@ class TestProgressInLogs(DjangoDBTestCase):
 class TestStoppingTheWorker(DjangoDBTestCase):
     def test_sigterm_while_catching_up_logs_where_it_stopped(self) -> None:
         write_worlds(Universe(env=ENV), worlds=100, things_each=29)  # 3,000 events
-        worker = start_worker("--catch-up-only")
+        # Small pages: it is still catching up when told to stop.
+        worker = start_worker("--catch-up-only", batch_size=10)
         try:
             wait_until(lambda: position() >= 100)
         finally:

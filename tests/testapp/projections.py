@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -33,6 +34,22 @@ class WorldSummaryView(DjangoProjectionView):
             msg = f"World {world_id} cannot explode"
             raise ValueError(msg)
 
+    @tracked
+    def worlds_changed(
+        self, created: list[UUID], happened: dict[UUID, list[str]], tracking: Tracking
+    ) -> None:
+        """A page of events at once: one insert and one update for all."""
+        objects = WorldSummary.objects.using(self.using)
+        objects.bulk_create(WorldSummary(world_id=world_id) for world_id in created)
+        rows = objects.in_bulk(list(happened))
+        for world_id, whats in happened.items():
+            if "explode" in whats:
+                msg = f"World {world_id} cannot explode"
+                raise ValueError(msg)
+            rows[world_id].history_length += len(whats)
+            rows[world_id].last_what = whats[-1]
+        objects.bulk_update(rows.values(), ["history_length", "last_what"])
+
 
 class WorldSummaryProjection(Projection[WorldSummaryView]):
     name = "WorldSummary"
@@ -41,6 +58,18 @@ class WorldSummaryProjection(Projection[WorldSummaryView]):
     @singledispatchmethod
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
         """Other events are not summarized."""
+
+    def process_page(self, events: Sequence[Any], tracking: Tracking) -> None:
+        """The events of a page in one call, when the worker applies a page."""
+        created: list[UUID] = []
+        happened: dict[UUID, list[str]] = {}
+        for event in events:
+            if isinstance(event, World.Created):
+                created.append(event.originator_id)
+            elif isinstance(event, World.SomethingHappened):
+                what = event.what  # type: ignore[attr-defined]
+                happened.setdefault(event.originator_id, []).append(what)
+        self.view.worlds_changed(created, happened, tracking=tracking)
 
     @process_event.register
     def world_created(self, domain_event: World.Created, tracking: Tracking) -> None:
