@@ -445,13 +445,16 @@ class LoadedProjection:
             )
             raise ImproperlyConfigured(msg)
         self.topics: Sequence[str] = tuple(getattr(projection_class, "topics", ()))
+        #: The name its position is tracked under: the application's, but for
+        #: a rebuild into fresh tables (see rebuild.py).
+        self.tracking_name: str = self.app.name
 
     @property
     def using(self) -> str:
         return self.tracking_recorder.using  # type: ignore[attr-defined, no-any-return]
 
     def position(self) -> int:
-        return self.tracking_recorder.max_tracking_id(self.app.name) or 0
+        return self.tracking_recorder.max_tracking_id(self.tracking_name) or 0
 
     def end(self) -> int:
         return self.app.recorder.max_notification_id() or 0
@@ -518,7 +521,7 @@ class LoadedProjection:
             return 1
         count = 0
         try:
-            with view.page(self.app.name) as page:
+            with view.page(self.tracking_name) as page:
                 if not page.locked:
                     # Nothing to lock yet: the first event makes the row.
                     raise _NoTrackingRowError
@@ -550,16 +553,16 @@ class LoadedProjection:
             unseen = [
                 n
                 for n in notifications
-                if not page.has_seen(Tracking(self.app.name, n.id))
+                if not page.has_seen(Tracking(self.tracking_name, n.id))
             ]
             if unseen:
                 events = [self.app.mapper.to_domain_event(n) for n in unseen]
-                process_page(events, Tracking(self.app.name, unseen[-1].id))
+                process_page(events, Tracking(self.tracking_name, unseen[-1].id))
             page.advance(notifications[-1].id)
             return len(notifications)
         count = 0
         for notification in notifications:
-            tracking = Tracking(self.app.name, notification.id)
+            tracking = Tracking(self.tracking_name, notification.id)
             if not page.has_seen(tracking):
                 domain_event = self.app.mapper.to_domain_event(notification)
                 self.process(domain_event, tracking)
@@ -574,7 +577,7 @@ class LoadedProjection:
         """Apply one event in a transaction of its own; an error names it."""
         domain_event = self.app.mapper.to_domain_event(notification)
         try:
-            self.process(domain_event, Tracking(self.app.name, notification.id))
+            self.process(domain_event, Tracking(self.tracking_name, notification.id))
         except Exception as e:
             e.add_note(
                 f"while projection {self.spec.name!r} processed notification "

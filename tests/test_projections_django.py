@@ -20,6 +20,7 @@ from eventsourcing.persistence import Tracking
 from eventsourcing.system import MultiThreadedRunner, SingleThreadedRunner
 
 from eventsourcing_django.projections import LoadedProjection, projection_specs
+from eventsourcing_django.rebuild import SwapRebuild
 from tests.base import DjangoDBTestCase
 from tests.testapp import system as system_module
 from tests.testapp.domain import Universe, World
@@ -107,7 +108,8 @@ class TestWorldSummaryProjection(DjangoDBTestCase):
         world_ids = write_worlds(app, worlds=100, things_each=9)  # 1,000 events
         self.assertEqual(app.recorder.max_notification_id(), 1000)
 
-        worker = start_worker()
+        # Small pages: still catching up when killed.
+        worker = start_worker(batch_size=10)
         try:
             wait_until(lambda: position() >= 150)
         finally:
@@ -261,6 +263,62 @@ class TestWorldSummaryProjection(DjangoDBTestCase):
         self.assertIn("Rebuilt WorldSummary: 100 events replayed.", out.getvalue())
         self.assertEqual(summaries(), live)
         self.assertEqual(position(), 100)
+
+    def test_rebuild_into_fresh_tables_leaves_the_old_rows_readable_until_the_swap(
+        self,
+    ) -> None:
+        app = Universe(env=ENV)
+        world_ids = write_worlds(app, worlds=20, things_each=4)
+        call_command("run_projections", "WorldSummary", "--catch-up-only", verbosity=0)
+        live = summaries()
+        # Something the events do not say, to tell the old rows from the new.
+        stale = next(iter(live))
+        WorldSummary.objects.filter(pk=stale).update(history_length=99)
+
+        projection = loaded()
+        try:
+            rebuild = SwapRebuild(projection)
+            self.assertEqual(rebuild.build(), 100)
+            # Built, not swapped: readers see the old rows, and the position.
+            self.assertEqual(summaries()[stale][0], 99)
+            self.assertEqual(len(summaries()), 20)
+            self.assertEqual(position(), 100)
+            rebuild.swap()
+        finally:
+            projection.close()
+        self.assertEqual(summaries(), live)
+        self.assertEqual(position(), 100)
+        # The swapped-in tables are followed from there on.
+        more = write_worlds(app, worlds=2, things_each=1)
+        call_command("run_projections", "WorldSummary", "--catch-up-only", verbosity=0)
+        self.assert_summaries_match(app, world_ids + more)
+
+    def test_rebuild_swap_by_the_command_and_again(self) -> None:
+        app = Universe(env=ENV)
+        world_ids = write_worlds(app, worlds=10, things_each=4)
+        for _ in range(2):  # the second swap's tables are named anew
+            out = StringIO()
+            call_command("rebuild_projection", "WorldSummary", "--swap", stdout=out)
+            self.assertIn(
+                "Rebuilt WorldSummary: 50 events replayed into fresh tables, "
+                "swapped in.",
+                out.getvalue(),
+            )
+            self.assert_summaries_match(app, world_ids)
+            self.assertEqual(position(), 50)
+
+    def test_a_failed_swap_rebuild_leaves_the_live_tables_as_they_were(self) -> None:
+        app = Universe(env=ENV)
+        world_id = app.create_world()
+        app.make_it_so(world_id, "dinosaurs")
+        call_command("run_projections", "WorldSummary", "--catch-up-only", verbosity=0)
+        app.make_it_so(world_id, "explode")
+        with self.assertRaises(ValueError):
+            call_command(
+                "rebuild_projection", "WorldSummary", "--swap", stdout=StringIO()
+            )
+        self.assertEqual(summaries(), {world_id: (1, "dinosaurs")})
+        self.assertEqual(position(), 2)
 
     def test_rebuild_refuses_while_a_worker_is_alive_unless_forced(self) -> None:
         app = Universe(env=ENV)
