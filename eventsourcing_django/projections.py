@@ -425,15 +425,30 @@ def projection_specs(names: Sequence[str] = ()) -> list[ProjectionSpec]:
 class LoadedProjection:
     """An application, a projection of it, and where its tracking is kept."""
 
-    def __init__(self, spec: ProjectionSpec) -> None:
+    def __init__(self, spec: ProjectionSpec, schema: str | None = None) -> None:
+        """``schema``: a django-tenants tenant's, to run the projection of its
+        application (shared with the process, see tenants.py) into its schema."""
         self.spec = spec
-        self.app = spec.build_application()
+        self._owns_app = schema is None
+        if schema is None:
+            self.app = spec.build_application()
+        else:
+            from eventsourcing_django.tenants import get_tenant_application
+
+            self.app = get_tenant_application(spec.application_class(), schema)
         projection_class: Any = spec.projection_class
+        environment = spec.environment()
+        if schema is not None:
+            environment["DJANGO_SCHEMA"] = schema
+            environment[f"{projection_class.name.upper()}_DJANGO_SCHEMA"] = schema
+            # As for a tenant's application: its tables come from migrations,
+            # a missing one is an error to see (see tenants.py).
+            environment.setdefault("CREATE_TABLE", "no")
         if spec.view_class is None:
-            self.projection = projection_class(env=spec.environment())
+            self.projection = projection_class(env=environment)
             self.tracking_recorder: TrackingRecorder = self.projection.recorder
         else:
-            env = Environment(projection_class.name, spec.environment())
+            env = Environment(projection_class.name, environment)
             factory = InfrastructureFactory.construct(env)
             self.tracking_recorder = factory.tracking_recorder(spec.view_class)
             self.projection = projection_class(view=self.tracking_recorder)
@@ -619,7 +634,8 @@ class LoadedProjection:
             raise ImproperlyConfigured(msg)
 
     def close(self) -> None:
-        self.app.close()
+        if self._owns_app:
+            self.app.close()
         close = getattr(self.projection, "close", None)
         if close is not None:
             close()
