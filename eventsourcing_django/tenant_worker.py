@@ -221,15 +221,19 @@ class AllTenantsWorker:
             with self._condition:
                 tenant = self.tenants.pop(schema)
                 self._line.again.discard(schema)
+                busy = schema in self._line.busy
             logger.info("%s: tenant %s is gone; let go", self.spec.name, schema)
-            self._let_go(tenant)
+            if not busy:
+                # (A thread working on it lets it go when its page is done.)
+                self._let_go(tenant)
 
     def _let_go(self, tenant: _Tenant) -> None:
         from eventsourcing_django.tenants import forget_applications
 
-        if tenant.projection is not None:
-            tenant.projection.close()
-            tenant.projection = None
+        with self._condition:
+            projection, tenant.projection = tenant.projection, None
+        if projection is not None:
+            projection.close()
         forget_applications(tenant.schema)
 
     def make_ready(self, schema: str | None) -> None:
@@ -293,6 +297,10 @@ class AllTenantsWorker:
                         tenant.failures = 0
                 finally:
                     self._done(schema, more=more)
+                    with self._condition:
+                        gone = self.tenants.get(schema) is not tenant
+                    if gone and tenant is not None:
+                        self._let_go(tenant)
 
     def _step(self, tenant: _Tenant) -> bool:
         """Apply one page of the tenant's events; whether there may be more."""
