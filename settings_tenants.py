@@ -103,3 +103,5 @@ if os.environ.get("ESDJ_PG_APPLICATION_NAME"):
     DATABASES["default"]["OPTIONS"] = {
         "application_name": os.environ["ESDJ_PG_APPLICATION_NAME"]
     }
+if "ESDJ_PROJECTION_BATCH_SIZE" in os.environ:
+    EVENTSOURCING_PROJECTION_BATCH_SIZE = int(os.environ["ESDJ_PROJECTION_BATCH_SIZE"])

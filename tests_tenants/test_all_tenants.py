@@ -1,4 +1,4 @@
-"""One worker process follows a projection in 200 tenant schemas."""
+"""One worker process follows a projection in 200 tenant schemas, fairly."""
 
 from __future__ import annotations
 
@@ -95,11 +95,14 @@ def worker_connections(application_name: str) -> int:
     return int(row[0])
 
 
-def start_worker(application_name: str) -> subprocess.Popen[str]:
+def start_worker(
+    application_name: str, threads: int = THREADS, batch_size: int = 500
+) -> subprocess.Popen[str]:
     env = {
         **os.environ,
         "ESDJ_USE_TEST_DATABASES": "1",
         "ESDJ_PG_APPLICATION_NAME": application_name,
+        "ESDJ_PROJECTION_BATCH_SIZE": str(batch_size),
         "PYTHONPATH": str(ROOT),
     }
     return subprocess.Popen(
@@ -110,7 +113,7 @@ def start_worker(application_name: str) -> subprocess.Popen[str]:
             "run_projections",
             "WorldSummary",
             "--all-tenants",
-            f"--threads={THREADS}",
+            f"--threads={threads}",
             "--heartbeat=0.5",
             "--settings=settings_tenants",
         ],
@@ -198,3 +201,50 @@ def test_one_worker_follows_every_tenant(many_tenants: list[str]) -> None:
     assert view_of(broken) == (0, 0)
     # (The latency writes each added a world without things.)
     assert all(view_of(s)[1] == 2 for s in healthy)
+
+
+def tracked_position(schema: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'SELECT max(notification_id) FROM "{schema}".worldsummary_tracking'
+        )
+        row = cursor.fetchone()
+    return int(row[0] or 0) if row else 0
+
+
+def test_a_tenant_with_a_large_backlog_does_not_starve_the_others() -> None:
+    from tests.testapp.domain import World
+    from tests_tenants.customers.models import Client
+
+    names = ["fair_big", *(f"fair_{n}" for n in range(5))]
+    create_tenants(names)
+    try:
+        big = get_tenant_application(Universe, "fair_big")
+        for _ in range(30):  # 3,000 events: 60 pages of 50
+            world = World()
+            for n in range(99):
+                world.make_it_so(f"thing {n}")
+            big.save(world)
+        for schema in names[1:]:
+            get_tenant_application(Universe, schema).create_world()
+
+        # One thread, pages of 50: tenants take turns, one page each.
+        worker = start_worker(f"esdj-fair-{os.getpid()}", threads=1, batch_size=50)
+        try:
+            wait_until(
+                lambda: all(view_of(s) == (1, 0) for s in names[1:]),
+                60,
+                "the small tenants",
+            )
+            # The small tenants were served while the big one was still behind.
+            assert tracked_position("fair_big") < 3000
+            wait_until(lambda: view_of("fair_big") == (30, 2970), 120, "fair_big")
+        finally:
+            worker.send_signal(signal.SIGTERM)
+            _, err = worker.communicate(timeout=60)
+        assert worker.returncode == 0, err
+    finally:
+        connection.set_schema_to_public()
+        for client in Client.objects.filter(schema_name__startswith="fair_"):
+            client.delete()
+        connection.set_schema_to_public()
