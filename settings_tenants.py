@@ -94,3 +94,14 @@ EVENTSOURCING_PROJECTIONS = {
         "view": "tests_tenants.shop.projections:WorldSummaryView",
     },
 }
+
+if os.environ.get("ESDJ_USE_TEST_DATABASES"):
+    # For processes that tests start (the all-tenants worker).
+    DATABASES["default"]["NAME"] = DATABASES["default"]["TEST"]["NAME"]  # type: ignore[index]
+if os.environ.get("ESDJ_PG_APPLICATION_NAME"):
+    # To count a process's connections in pg_stat_activity.
+    DATABASES["default"]["OPTIONS"] = {
+        "application_name": os.environ["ESDJ_PG_APPLICATION_NAME"]
+    }
+if "ESDJ_PROJECTION_BATCH_SIZE" in os.environ:
+    EVENTSOURCING_PROJECTION_BATCH_SIZE = int(os.environ["ESDJ_PROJECTION_BATCH_SIZE"])

@@ -119,3 +119,8 @@ if os.environ.get("ESDJ_USE_TEST_DATABASES"):
     # that the test run created.
     for _settings in DATABASES.values():
         _settings["NAME"] = _settings["TEST"]["NAME"]  # type: ignore[index]
+
+# Pages of events for projections: tests of progress and of kills mid-page start
+# workers with a size of their own.
+if "ESDJ_PROJECTION_BATCH_SIZE" in os.environ:
+    EVENTSOURCING_PROJECTION_BATCH_SIZE = int(os.environ["ESDJ_PROJECTION_BATCH_SIZE"])

@@ -28,6 +28,13 @@ and both use psycopg 3 on PostgreSQL. Measured, for each round and side:
   PostgreSQL) from the shared
   ``stored_events`` table, made with 0.x's DDL, into its own table on the same
   database (``--measure upgrade`` measures only this).
+* ours only: projections, events/s of the ``WorldSummary`` example
+  (``tests/testapp/projections.py``) over 100,000 events (worlds of 10 events,
+  saved 10 worlds at a time, whose rate is printed beside): catching up in pages
+  (``EVENTSOURCING_PROJECTION_BATCH_SIZE``, default 500), rebuilding (emptied,
+  then caught up again, as ``rebuild_projection`` does), and one transaction per
+  event over the first 5,000 events, as before pages (``--measure projections``
+  measures only this).
 
 The table shows, per measurement, the median over rounds with the range
 (min-max) for each side, the ratio ours/native of the medians, and the project's
@@ -165,6 +172,8 @@ class Sizes:
     writer_batch: int
     writers: int
     upgrade_events: int
+    projection_events: int
+    projection_per_event: int
 
     @classmethod
     def scaled(cls, scale: float) -> Sizes:
@@ -183,6 +192,8 @@ class Sizes:
             writer_batch=10,
             writers=4,
             upgrade_events=n(1_000_000, 1_000),
+            projection_events=n(100_000, 1_000),
+            projection_per_event=n(5_000, 100),
         )
 
 
@@ -223,6 +234,18 @@ UPGRADE_TARGETS: dict[Vendor, Target | None] = {
     "sqlite": None,
 }
 
+#: Projections have no native counterpart: targets on ours alone, and on the
+#: ratio to one transaction per event.
+PROJECTION_TARGETS: dict[Vendor, dict[str, Target]] = {
+    "postgres": {
+        "catch_up": Target(10_000, on_ratio=False),
+        "rebuild": Target(10_000, on_ratio=False),
+        "catch_up_x": Target(10, on_ratio=False),
+        "rebuild_x": Target(10, on_ratio=False),
+    },
+    "sqlite": {},
+}
+
 #: The application whose rows the upgrade measurement copies, per vendor (the
 #: router sends it to the vendor's alias).
 UPGRADE_APPLICATIONS: dict[Vendor, str] = {
@@ -260,7 +283,9 @@ def configure_django(databases: dict[str, dict[str, Any]]) -> None:
         USE_TZ=True,
         SECRET_KEY="eventsourcing-django-benchmark",
         DATABASES={"default": {}, **databases},
-        INSTALLED_APPS=["eventsourcing_django"],
+        # The projection example's read model (its table is made by the
+        # measurement, not by migrations).
+        INSTALLED_APPS=["eventsourcing_django", "tests.testapp"],
         DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
         # For the upgrade measurement; the others name their alias in the env.
         DATABASE_ROUTERS=["eventsourcing_django.routers.EventSourcingRouter"],
@@ -702,6 +727,127 @@ def measure_upgrade(storage: Storage, events: int) -> float:
     return events / seconds
 
 
+def measure_projections(storage: Storage, sizes: Sizes) -> dict[str, float]:
+    """Events per second: writing the events, then projecting them."""
+    from django.db import connections
+
+    from eventsourcing_django.projections import (
+        BatchPolicy,
+        LoadedProjection,
+        ProjectionSpec,
+    )
+    from tests.testapp.domain import World
+    from tests.testapp.models import WorldSummary
+
+    env = storage.env("projections")
+    spec = ProjectionSpec.from_setting(
+        "WorldSummary",
+        {
+            "application": "tests.testapp.domain:Universe",
+            "projection": "tests.testapp.projections:WorldSummaryProjection",
+            "view": "tests.testapp.projections:WorldSummaryView",
+            "env": env,
+        },
+    )
+    with connections[storage.alias].schema_editor() as editor:
+        editor.create_model(WorldSummary)
+    projection = LoadedProjection(spec)
+    try:
+        app = projection.app
+        # The example's application snapshots worlds; the projection reads
+        # only events: write only events.
+        app.snapshotting_intervals = {}
+        started = time.perf_counter()
+        for _ in range(sizes.projection_events // 100):
+            worlds = [World() for _ in range(10)]
+            for world in worlds:
+                for n in range(9):
+                    world.make_it_so(f"thing {n}")
+            app.save(*worlds)
+        results = {"write": sizes.projection_events / (time.perf_counter() - started)}
+
+        def timed(events: int, batch: BatchPolicy, *, reset: bool) -> float:
+            gc.collect()
+            started = time.perf_counter()
+            if reset:
+                projection.reset()
+            projection.catch_up(batch=batch)
+            assert projection.position() == events, projection.position()
+            return events / (time.perf_counter() - started)
+
+        # One transaction per event, as before pages: the first events only.
+        per_event = sizes.projection_per_event
+        # Catch up to there, as if the log ended there.
+        projection.end = lambda: per_event  # type: ignore[method-assign]
+        results["per_event"] = timed(per_event, BatchPolicy(size=1), reset=False)
+        del projection.end
+        projection.reset()
+        policy = BatchPolicy.from_settings()
+        results["catch_up"] = timed(sizes.projection_events, policy, reset=False)
+        results["rebuild"] = timed(sizes.projection_events, policy, reset=True)
+        results["catch_up_x"] = results["catch_up"] / results["per_event"]
+        results["rebuild_x"] = results["rebuild"] / results["per_event"]
+        assert WorldSummary.objects.using(storage.alias).count() == (
+            sizes.projection_events // 10
+        )
+    finally:
+        projection.close()
+    return results
+
+
+def run_projections(
+    run: Run, vendor: Vendor, rounds: int, sizes: Sizes
+) -> list[dict[str, float]]:
+    results = []
+    for round_no in range(rounds):
+        started = time.perf_counter()
+        with run.storage(vendor, "ours", round_no) as storage:
+            results.append(measure_projections(storage, sizes))
+        print(
+            f"  {VENDOR_TITLES[vendor]} round {round_no + 1}/{rounds} projections"
+            f" {time.perf_counter() - started:5.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
+    return results
+
+
+PROJECTION_ROWS: tuple[tuple[str, str], ...] = (
+    ("write", "writing the events (10 worlds of 10 events a save)"),
+    ("per_event", "one transaction per event (the first {per_event:,})"),
+    ("catch_up", "catch-up in pages"),
+    ("rebuild", "rebuild in pages (reset included)"),
+    ("catch_up_x", "catch-up / one transaction per event"),
+    ("rebuild_x", "rebuild / one transaction per event"),
+)
+
+
+def projections_table(
+    vendor: Vendor, results: list[dict[str, float]], sizes: Sizes
+) -> str:
+    lines = [
+        f"{VENDOR_TITLES[vendor]}: projection WorldSummary, "
+        f"{sizes.projection_events:,} events, {len(results)} rounds (median, min-max)"
+    ]
+    for key, label in PROJECTION_ROWS:
+        values = [r[key] for r in results]
+        median = statistics.median(values)
+        unit = "x" if key.endswith("_x") else "events/s"
+        target = PROJECTION_TARGETS[vendor].get(key)
+        verdict = ""
+        if target is not None:
+            verdict = (
+                f"  target {target.describe()}: "
+                f"{'met' if target.met(median) else 'MISSED'}"
+            )
+        label = label.format(per_event=sizes.projection_per_event)
+        lines.append(
+            f"  {label:52} {fmt(median):>9} {unit:8} "
+            f"({fmt(min(values))}-{fmt(max(values))}){verdict}"
+        )
+    return "\n".join(lines)
+
+
 # One round of one side ----------------------------------------------------------------
 
 
@@ -909,11 +1055,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--measure",
-        choices=["all", "recorders", "upgrade", "http"],
+        choices=["all", "recorders", "upgrade", "projections", "http"],
         default="all",
         help=(
-            "the recorders against native ones, the upgrade from 0.x, requests "
-            "through a threaded server (PostgreSQL), or all"
+            "the recorders against native ones, the upgrade from 0.x, "
+            "projections, requests through a threaded server (PostgreSQL), or all"
         ),
     )
     parser.add_argument("--pg-host", default="127.0.0.1")
@@ -959,6 +1105,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             if args.measure in ("all", "upgrade"):
                 upgrades = run_upgrade(run, vendor, args.rounds, sizes)
                 tables.append(upgrade_table(vendor, upgrades, sizes.upgrade_events))
+                print("\n" + tables[-1], flush=True)
+            if args.measure in ("all", "projections"):
+                projections = run_projections(run, vendor, args.rounds, sizes)
+                tables.append(projections_table(vendor, projections, sizes))
                 print("\n" + tables[-1], flush=True)
     if args.measure in ("all", "http") and "postgres" in vendors:
         from bench_http import run_http

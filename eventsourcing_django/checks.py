@@ -75,7 +75,31 @@ def check_settings(
     _check_routers(databases, valid_names, schemas, errors)
     _check_schemas(schemas, valid_names, errors)
     _check_retry_settings(errors)
+    _check_batch_settings(errors)
     return errors
+
+
+def _check_batch_settings(errors: list[checks.CheckMessage]) -> None:
+    # Read when a worker starts: a mistake should show at deploy time.
+    from eventsourcing_django.projections import (
+        BATCH_SECONDS_SETTING,
+        BATCH_SIZE_SETTING,
+        BatchPolicy,
+    )
+
+    try:
+        BatchPolicy.from_settings()
+    except ImproperlyConfigured as e:
+        errors.append(
+            checks.Error(
+                str(e),
+                hint=(
+                    f"For example: {BATCH_SIZE_SETTING} = 500, "
+                    f"{BATCH_SECONDS_SETTING} = 1.0 (seconds)."
+                ),
+                id="eventsourcing_django.E016",
+            )
+        )
 
 
 def _check_retry_settings(errors: list[checks.CheckMessage]) -> None:

@@ -8,17 +8,26 @@ neither skip nor repeat an event, and an event already tracked is a no-op.
 Projections are declared in the ``EVENTSOURCING_PROJECTIONS`` setting and run by
 ``manage.py run_projections`` (catch up, then follow) and rebuilt by
 ``manage.py rebuild_projection``.
+
+Both apply events in pages: one transaction holds the view's changes for a page
+of events and the tracking of its last one (see :meth:`DjangoProjectionView.page`
+and docs/decisions.md, "Projections at scale"). A page that fails is applied
+again one event at a time, so the failing event is named and those before it
+are kept. ``EVENTSOURCING_PROJECTION_BATCH_SIZE`` (events, default 500) and
+``EVENTSOURCING_PROJECTION_BATCH_SECONDS`` (default 1.0) bound a page.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
 import os
 import socket
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Concatenate, ParamSpec, TypeVar
@@ -31,6 +40,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import (
     InfrastructureFactory,
     IntegrityError,
+    Notification,
     Tracking,
     TrackingRecorder,
 )
@@ -60,11 +70,17 @@ from eventsourcing_django.retry import reconnecting
 from eventsourcing_django.tenants import use_schema
 
 if TYPE_CHECKING:
+    from django.db.backends.utils import CursorWrapper
+
     from eventsourcing_django.models import ProjectionWorker
 
 logger = logging.getLogger("eventsourcing_django.projections")
 
 PROJECTIONS_SETTING = "EVENTSOURCING_PROJECTIONS"
+BATCH_SIZE_SETTING = "EVENTSOURCING_PROJECTION_BATCH_SIZE"
+BATCH_SECONDS_SETTING = "EVENTSOURCING_PROJECTION_BATCH_SECONDS"
+DEFAULT_BATCH_SIZE = 500
+DEFAULT_BATCH_SECONDS = 1.0
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -73,6 +89,10 @@ V = TypeVar("V", bound="DjangoProjectionView")
 
 class _AlreadyTracked(Exception):
     """Rolls back a view method whose event was processed before."""
+
+
+class _NoTrackingRowError(Exception):
+    """A page found no tracking row to lock."""
 
 
 def tracked(
@@ -95,6 +115,13 @@ def tracked(
         if not isinstance(tracking, Tracking):
             msg = f"'tracking' must be a Tracking object, got {tracking!r}"
             raise TypeError(msg)
+        page = self.current_page(tracking.application_name)
+        if page is not None:
+            # The page's transaction holds the tracking row: no savepoint, and
+            # the tracking is written once, for the page's last event.
+            if page.has_seen(tracking):
+                return None
+            return method(self, *args, **kwargs)
         try:
             with (
                 use_schema(self.connection, self.schema),
@@ -124,6 +151,55 @@ class DjangoProjectionView(DjangoTrackingRecorder):
     #: The models this view writes; emptied by :meth:`reset`.
     models: ClassVar[Sequence[type[models.Model]]] = ()
 
+    def __init__(self, application_name: str, **kwargs: Any) -> None:
+        super().__init__(application_name, **kwargs)
+        self._pages = threading.local()
+        self._lock_tracking_statement = lock_tracking_statement(
+            self.dialect.qualify(self.tracking_table)
+        )
+
+    def current_page(self, application_name: str) -> Page | None:
+        """The page this thread is applying from ``application_name``, if any."""
+        page: Page | None = getattr(self._pages, "page", None)
+        if page is None or page.application_name != application_name:
+            return None
+        return page
+
+    @contextlib.contextmanager
+    def page(self, application_name: str) -> Iterator[Page]:
+        """One transaction for a page of events from ``application_name``.
+
+        It starts by locking the tracking row (a concurrent page waits, then
+        finds its events seen) and ends by advancing it to :attr:`Page.last`.
+        Views' :func:`tracked` methods run in it without a transaction of
+        their own; an event at or before the locked position is a no-op.
+        """
+        if getattr(self._pages, "page", None) is not None:
+            msg = "Pages do not nest"
+            raise RuntimeError(msg)
+        with use_schema(self.connection, self.schema), self._write() as cursor:
+            cursor.execute(self._lock_tracking_statement, [application_name])
+            row = cursor.fetchone()
+            page = Page(application_name, None if row is None else row[0], cursor)
+            self._pages.page = page
+            try:
+                yield page
+            finally:
+                self._pages.page = None
+            if page.last is not None and page.last > (page.position or 0):
+                self._insert_tracking(cursor, Tracking(application_name, page.last))
+
+    @contextlib.contextmanager
+    def tracking_transaction(self) -> Iterator[CursorWrapper]:
+        page: Page | None = getattr(self._pages, "page", None)
+        if page is not None:
+            # Already in the page's transaction: a savepoint per event would
+            # cost a round trip or two each, and buy nothing the page lacks.
+            yield page.cursor
+            return
+        with super().tracking_transaction() as cursor:
+            yield cursor
+
     def reset(self) -> None:
         """Delete the view's rows and its tracking, together."""
         with (
@@ -136,6 +212,73 @@ class DjangoProjectionView(DjangoTrackingRecorder):
                 f"DELETE FROM {self.dialect.qualify(self.tracking_table)} "
                 "WHERE application_name <> '__migration__'"
             )
+
+
+def lock_tracking_statement(qualified_table: str) -> str:
+    """Lock one upstream's tracking row and return its position.
+
+    An UPDATE rather than SELECT ... FOR UPDATE: it takes SQLite's write lock
+    at once too, and reads the same on both (RETURNING: SQLite 3.35+).
+    """
+    return (
+        f"UPDATE {qualified_table} SET notification_id = notification_id "
+        "WHERE application_name = %s RETURNING notification_id"
+    )
+
+
+@dataclass
+class Page:
+    """A page of events being applied in one transaction (see
+    :meth:`DjangoProjectionView.page`)."""
+
+    application_name: str
+    #: The tracked position when the page began (its row locked), or None.
+    position: int | None
+    cursor: CursorWrapper
+    #: The notification ID the page's tracking is advanced to when it commits.
+    last: int | None = None
+
+    @property
+    def locked(self) -> bool:
+        """Whether a tracking row was there to lock (false before the first
+        event is ever tracked: the first event is then applied on its own)."""
+        return self.position is not None
+
+    def has_seen(self, tracking: Tracking) -> bool:
+        return self.position is not None and tracking.notification_id <= self.position
+
+    def advance(self, notification_id: int) -> None:
+        self.last = notification_id
+
+
+@dataclass(frozen=True)
+class BatchPolicy:
+    """How many events, and how many seconds at most, one page holds."""
+
+    size: int = DEFAULT_BATCH_SIZE
+    seconds: float = DEFAULT_BATCH_SECONDS
+
+    @classmethod
+    def from_settings(cls) -> BatchPolicy:
+        size = getattr(settings, BATCH_SIZE_SETTING, DEFAULT_BATCH_SIZE)
+        seconds = getattr(settings, BATCH_SECONDS_SETTING, DEFAULT_BATCH_SECONDS)
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            msg = (
+                f"settings.{BATCH_SIZE_SETTING} must be a whole number of events, "
+                f"1 or more (1 commits every event on its own), got {size!r}"
+            )
+            raise ImproperlyConfigured(msg)
+        if (
+            not isinstance(seconds, int | float)
+            or isinstance(seconds, bool)
+            or not seconds > 0
+        ):
+            msg = (
+                f"settings.{BATCH_SECONDS_SETTING} must be a number of seconds "
+                f"above 0, got {seconds!r}"
+            )
+            raise ImproperlyConfigured(msg)
+        return cls(size=size, seconds=float(seconds))
 
 
 # Declaring and loading projections ---------------------------------------------
@@ -282,15 +425,30 @@ def projection_specs(names: Sequence[str] = ()) -> list[ProjectionSpec]:
 class LoadedProjection:
     """An application, a projection of it, and where its tracking is kept."""
 
-    def __init__(self, spec: ProjectionSpec) -> None:
+    def __init__(self, spec: ProjectionSpec, schema: str | None = None) -> None:
+        """``schema``: a django-tenants tenant's, to run the projection of its
+        application (shared with the process, see tenants.py) into its schema."""
         self.spec = spec
-        self.app = spec.build_application()
+        self._owns_app = schema is None
+        if schema is None:
+            self.app = spec.build_application()
+        else:
+            from eventsourcing_django.tenants import get_tenant_application
+
+            self.app = get_tenant_application(spec.application_class(), schema)
         projection_class: Any = spec.projection_class
+        environment = spec.environment()
+        if schema is not None:
+            environment["DJANGO_SCHEMA"] = schema
+            environment[f"{projection_class.name.upper()}_DJANGO_SCHEMA"] = schema
+            # As for a tenant's application: its tables come from migrations,
+            # a missing one is an error to see (see tenants.py).
+            environment.setdefault("CREATE_TABLE", "no")
         if spec.view_class is None:
-            self.projection = projection_class(env=spec.environment())
+            self.projection = projection_class(env=environment)
             self.tracking_recorder: TrackingRecorder = self.projection.recorder
         else:
-            env = Environment(projection_class.name, spec.environment())
+            env = Environment(projection_class.name, environment)
             factory = InfrastructureFactory.construct(env)
             self.tracking_recorder = factory.tracking_recorder(spec.view_class)
             self.projection = projection_class(view=self.tracking_recorder)
@@ -302,13 +460,16 @@ class LoadedProjection:
             )
             raise ImproperlyConfigured(msg)
         self.topics: Sequence[str] = tuple(getattr(projection_class, "topics", ()))
+        #: The name its position is tracked under: the application's, but for
+        #: a rebuild into fresh tables (see rebuild.py).
+        self.tracking_name: str = self.app.name
 
     @property
     def using(self) -> str:
         return self.tracking_recorder.using  # type: ignore[attr-defined, no-any-return]
 
     def position(self) -> int:
-        return self.tracking_recorder.max_tracking_id(self.app.name) or 0
+        return self.tracking_recorder.max_tracking_id(self.tracking_name) or 0
 
     def end(self) -> int:
         return self.app.recorder.max_notification_id() or 0
@@ -320,14 +481,19 @@ class LoadedProjection:
         self,
         stop: threading.Event | None = None,
         progress: Callable[[int, int], None] | None = None,
-        page_size: int = 500,
+        page_size: int | None = None,
+        batch: BatchPolicy | None = None,
     ) -> int:
         """Process every event recorded so far; return how many were processed.
 
-        ``progress`` is told the start, each event's position, and the end
-        ``(end, end)`` only if it got there: stopped first, the last position it
-        was told is where it stopped.
+        Events are applied in pages (see :meth:`apply`). ``progress`` is told
+        the start, the position after each page, and the end ``(end, end)``
+        only if it got there: stopped first, the last position it was told is
+        where it stopped.
         """
+        batch = batch or BatchPolicy.from_settings()
+        if page_size is not None:
+            batch = BatchPolicy(size=page_size, seconds=batch.seconds)
         position, end = self.position(), self.end()
         if progress:
             progress(position, end)
@@ -336,29 +502,103 @@ class LoadedProjection:
         while position < end and not stopped:
             notifications = self.app.recorder.select_notifications(
                 start=position,
-                limit=page_size,
+                limit=batch.size,
                 stop=end,
                 topics=self.topics,
                 inclusive_of_start=False,
             )
             if not notifications:
                 break
-            for notification in notifications:
+            while notifications:
                 stopped = stop is not None and stop.is_set()
                 if stopped:
                     break
-                domain_event = self.app.mapper.to_domain_event(notification)
-                self.process(domain_event, Tracking(self.app.name, notification.id))
-                position = notification.id
-                processed += 1
+                applied = self.apply(notifications, batch.seconds)
+                processed += applied
+                position = notifications[applied - 1].id
+                notifications = notifications[applied:]
                 if progress:
                     progress(position, end)
-            else:
-                # Past the last page's events the topics filter left out.
-                position = notifications[-1].id
         if progress and not stopped:
             progress(end, end)
         return processed
+
+    def apply(self, notifications: Sequence[Notification], seconds: float) -> int:
+        """Apply the first of ``notifications`` in one transaction; return how
+        many (at least one; fewer than all if ``seconds`` ran out).
+
+        A view that is not a :class:`DjangoProjectionView` (an event-sourced
+        projection's recorder, for one) gets one transaction per event.
+        """
+        view = self.tracking_recorder
+        if not isinstance(view, DjangoProjectionView) or len(notifications) == 1:
+            self.apply_one(notifications[0])
+            return 1
+        count = 0
+        try:
+            with view.page(self.tracking_name) as page:
+                if not page.locked:
+                    # Nothing to lock yet: the first event makes the row.
+                    raise _NoTrackingRowError
+                count = self._apply_page(page, notifications, seconds)
+        except _NoTrackingRowError:
+            self.apply_one(notifications[0])
+            return 1
+        except (ConnectionLostError, DatabaseUnavailableError):
+            raise
+        except Exception:
+            # Rolled back: again one by one, to keep what comes before the
+            # failing event and to raise the failing event's error.
+            logger.info(
+                "%s: a page of %d events failed; applying them one at a time",
+                self.spec.name,
+                len(notifications),
+            )
+            for notification in notifications:
+                self.apply_one(notification)
+            return len(notifications)
+        return count
+
+    def _apply_page(
+        self, page: Page, notifications: Sequence[Notification], seconds: float
+    ) -> int:
+        deadline = time.monotonic() + seconds
+        process_page = getattr(self.projection, "process_page", None)
+        if process_page is not None:
+            unseen = [
+                n
+                for n in notifications
+                if not page.has_seen(Tracking(self.tracking_name, n.id))
+            ]
+            if unseen:
+                events = [self.app.mapper.to_domain_event(n) for n in unseen]
+                process_page(events, Tracking(self.tracking_name, unseen[-1].id))
+            page.advance(notifications[-1].id)
+            return len(notifications)
+        count = 0
+        for notification in notifications:
+            tracking = Tracking(self.tracking_name, notification.id)
+            if not page.has_seen(tracking):
+                domain_event = self.app.mapper.to_domain_event(notification)
+                self.process(domain_event, tracking)
+            # Also past events the projection ignores: the next page starts after.
+            page.advance(notification.id)
+            count += 1
+            if time.monotonic() > deadline:
+                break
+        return count
+
+    def apply_one(self, notification: Notification) -> None:
+        """Apply one event in a transaction of its own; an error names it."""
+        domain_event = self.app.mapper.to_domain_event(notification)
+        try:
+            self.process(domain_event, Tracking(self.tracking_name, notification.id))
+        except Exception as e:
+            e.add_note(
+                f"while projection {self.spec.name!r} processed notification "
+                f"{notification.id} of {self.app.name!r} ({notification.topic})"
+            )
+            raise
 
     def follow(self) -> ApplicationSubscription[Any]:
         """A subscription to the events after the tracked position."""
@@ -394,7 +634,8 @@ class LoadedProjection:
             raise ImproperlyConfigured(msg)
 
     def close(self) -> None:
-        self.app.close()
+        if self._owns_app:
+            self.app.close()
         close = getattr(self.projection, "close", None)
         if close is not None:
             close()

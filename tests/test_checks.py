@@ -108,6 +108,18 @@ class TestSystemChecks(SimpleTestCase):
         self.assertEqual(error.id, "eventsourcing_django.E015")
         self.assertIn("settings.EVENTSOURCING_RETRIES", error.msg)
 
+    @override_settings(EVENTSOURCING_PROJECTION_BATCH_SIZE=0)
+    def test_E016_a_page_of_no_events(self) -> None:
+        [error] = check_settings()
+        self.assertEqual(error.id, "eventsourcing_django.E016")
+        self.assertIn("settings.EVENTSOURCING_PROJECTION_BATCH_SIZE", error.msg)
+
+    @override_settings(EVENTSOURCING_PROJECTION_BATCH_SECONDS="1")
+    def test_E016_a_page_time_that_is_not_a_number(self) -> None:
+        [error] = check_settings()
+        self.assertEqual(error.id, "eventsourcing_django.E016")
+        self.assertIn("EVENTSOURCING_PROJECTION_BATCH_SECONDS", error.msg)
+
     @override_settings(EVENTSOURCING_SCHEMAS={"Universe": "pg_es"})
     def test_E006_a_schema_postgresql_reserves(self) -> None:
         [error] = check_settings()

@@ -46,8 +46,10 @@ def run_on_a_terminal(*args: str) -> tuple[int, bytes]:
         "ESDJ_USE_TEST_DATABASES": "1",
         "PYTHONPATH": str(ROOT),
         # A redraw per event, however fast: enough redraws to count newlines
-        # against, without depending on how fast this machine is.
+        # against, without depending on how fast this machine is. (The bar
+        # moves once per page of events: pages of one event here.)
         "TQDM_MININTERVAL": "0",
+        "ESDJ_PROJECTION_BATCH_SIZE": "1",
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "django", *args, "--settings=settings_test"],
@@ -211,7 +213,8 @@ class TestProgressInLogs(DjangoDBTestCase):
         try:
             progress = StopAtTwelve("WorldSummary", every=3600)
             with self.assertLogs("eventsourcing_django.projections", "INFO") as logs:
-                count = projection.catch_up(stop=stop, progress=progress)
+                # Pages of one event: it is told of (and stops after) each.
+                count = projection.catch_up(stop=stop, progress=progress, page_size=1)
                 progress.finish()
         finally:
             projection.close()
@@ -226,7 +229,8 @@ class TestProgressInLogs(DjangoDBTestCase):
 class TestStoppingTheWorker(DjangoDBTestCase):
     def test_sigterm_while_catching_up_logs_where_it_stopped(self) -> None:
         write_worlds(Universe(env=ENV), worlds=100, things_each=29)  # 3,000 events
-        worker = start_worker("--catch-up-only")
+        # Small pages: it is still catching up when told to stop.
+        worker = start_worker("--catch-up-only", batch_size=10)
         try:
             wait_until(lambda: position() >= 100)
         finally:

@@ -20,6 +20,7 @@ from eventsourcing.persistence import Tracking
 from eventsourcing.system import MultiThreadedRunner, SingleThreadedRunner
 
 from eventsourcing_django.projections import LoadedProjection, projection_specs
+from eventsourcing_django.rebuild import SwapRebuild
 from tests.base import DjangoDBTestCase
 from tests.testapp import system as system_module
 from tests.testapp.domain import Universe, World
@@ -59,8 +60,10 @@ def position() -> int:
         projection.close()
 
 
-def start_worker(*args: str) -> subprocess.Popen[str]:
+def start_worker(*args: str, batch_size: int | None = None) -> subprocess.Popen[str]:
     env = {**os.environ, "ESDJ_USE_TEST_DATABASES": "1", "PYTHONPATH": str(ROOT)}
+    if batch_size is not None:
+        env["ESDJ_PROJECTION_BATCH_SIZE"] = str(batch_size)
     return subprocess.Popen(
         [
             sys.executable,
@@ -105,7 +108,8 @@ class TestWorldSummaryProjection(DjangoDBTestCase):
         world_ids = write_worlds(app, worlds=100, things_each=9)  # 1,000 events
         self.assertEqual(app.recorder.max_notification_id(), 1000)
 
-        worker = start_worker()
+        # Small pages: still catching up when killed.
+        worker = start_worker(batch_size=10)
         try:
             wait_until(lambda: position() >= 150)
         finally:
@@ -131,6 +135,92 @@ class TestWorldSummaryProjection(DjangoDBTestCase):
         self.assertEqual(worker.returncode, 0, err)
         self.assertIn("Stopped.", out)
         self.assert_summaries_match(app, world_ids + more)
+
+    def test_a_sigkill_in_the_middle_of_a_page_then_a_restart_applies_each_once(
+        self,
+    ) -> None:
+        app = Universe(env=ENV)
+        world_ids = write_worlds(app, worlds=200, things_each=9)  # 2,000 events
+        # The first event is applied on its own (it makes the tracking row),
+        # then the rest of the first 100, then pages of 100: commits land on
+        # 1, 100, 200, ...
+        worker = start_worker("--catch-up-only", batch_size=100)
+        try:
+            wait_until(lambda: position() >= 200)
+        finally:
+            # Straight on into the next page: killed in the middle of it.
+            worker.send_signal(signal.SIGKILL)
+            worker.wait()
+        killed_at = position()
+        self.assertLess(killed_at, 2000, "killed too late to test a restart")
+        self.assertIn(killed_at % 100, (0, 1), "a page was committed in part")
+        self.assertEqual(
+            WorldSummary.objects.count()
+            + sum(s.history_length for s in WorldSummary.objects.all()),
+            killed_at,
+        )
+
+        worker = start_worker("--catch-up-only", batch_size=100)
+        _, err = worker.communicate(timeout=120)
+        self.assertEqual(worker.returncode, 0, err)
+        self.assertEqual(position(), 2000)
+        self.assert_summaries_match(app, world_ids)
+
+    def test_a_failing_event_in_a_page_rolls_back_only_from_that_event(self) -> None:
+        app = Universe(env=ENV)
+        world_id = app.create_world()
+        for n in range(10):
+            app.make_it_so(world_id, f"thing {n}")
+        app.make_it_so(world_id, "explode")  # notification 12
+        app.make_it_so(world_id, "after")
+        projection = loaded()
+        try:
+            with self.assertRaises(ValueError) as raised:
+                # Pages: 1 alone, 2-5, 6-10, then 11-13 fails at 12, and is
+                # applied again one by one: 11 is kept, 12 raises.
+                projection.catch_up(page_size=5)
+            notes = raised.exception.__notes__
+            self.assertIn("notification 12 of 'Universe'", " ".join(notes))
+            self.assertEqual(projection.position(), 11)
+        finally:
+            projection.close()
+        self.assertEqual(summaries(), {world_id: (10, "thing 9")})
+
+    def test_a_page_already_applied_is_a_no_op(self) -> None:
+        app = Universe(env=ENV)
+        world_ids = write_worlds(app, worlds=5, things_each=3)  # 20 events
+        projection = loaded()
+        try:
+            projection.catch_up(page_size=20)
+            # As after a crash between the commit and the next read of the
+            # position: the same page again changes nothing.
+            notifications = app.recorder.select_notifications(start=1, limit=20)
+            self.assertEqual(projection.apply(notifications, seconds=60.0), 20)
+        finally:
+            projection.close()
+        self.assertEqual(position(), 20)
+        self.assert_summaries_match(app, world_ids)
+
+    def test_a_projection_may_take_a_whole_page_at_once(self) -> None:
+        app = Universe(env=ENV)
+        world_ids = write_worlds(app, worlds=30, things_each=0)
+        projection = loaded()
+        pages: list[int] = []
+
+        def process_page(events: list[Any], tracking: Tracking) -> None:
+            pages.append(len(events))
+            WorldSummary.objects.bulk_create(
+                WorldSummary(world_id=e.originator_id) for e in events
+            )
+
+        projection.projection.process_page = process_page  # type: ignore[attr-defined]
+        try:
+            self.assertEqual(projection.catch_up(page_size=10), 30)
+        finally:
+            projection.close()
+        self.assertEqual(pages, [9, 10, 10])  # the first event went alone
+        self.assertEqual(position(), 30)
+        self.assert_summaries_match(app, world_ids)
 
     def test_an_error_rolls_back_the_events_changes_and_its_tracking(self) -> None:
         app = Universe(env=ENV)
@@ -173,6 +263,62 @@ class TestWorldSummaryProjection(DjangoDBTestCase):
         self.assertIn("Rebuilt WorldSummary: 100 events replayed.", out.getvalue())
         self.assertEqual(summaries(), live)
         self.assertEqual(position(), 100)
+
+    def test_rebuild_into_fresh_tables_leaves_the_old_rows_readable_until_the_swap(
+        self,
+    ) -> None:
+        app = Universe(env=ENV)
+        world_ids = write_worlds(app, worlds=20, things_each=4)
+        call_command("run_projections", "WorldSummary", "--catch-up-only", verbosity=0)
+        live = summaries()
+        # Something the events do not say, to tell the old rows from the new.
+        stale = next(iter(live))
+        WorldSummary.objects.filter(pk=stale).update(history_length=99)
+
+        projection = loaded()
+        try:
+            rebuild = SwapRebuild(projection)
+            self.assertEqual(rebuild.build(), 100)
+            # Built, not swapped: readers see the old rows, and the position.
+            self.assertEqual(summaries()[stale][0], 99)
+            self.assertEqual(len(summaries()), 20)
+            self.assertEqual(position(), 100)
+            rebuild.swap()
+        finally:
+            projection.close()
+        self.assertEqual(summaries(), live)
+        self.assertEqual(position(), 100)
+        # The swapped-in tables are followed from there on.
+        more = write_worlds(app, worlds=2, things_each=1)
+        call_command("run_projections", "WorldSummary", "--catch-up-only", verbosity=0)
+        self.assert_summaries_match(app, world_ids + more)
+
+    def test_rebuild_swap_by_the_command_and_again(self) -> None:
+        app = Universe(env=ENV)
+        world_ids = write_worlds(app, worlds=10, things_each=4)
+        for _ in range(2):  # the second swap's tables are named anew
+            out = StringIO()
+            call_command("rebuild_projection", "WorldSummary", "--swap", stdout=out)
+            self.assertIn(
+                "Rebuilt WorldSummary: 50 events replayed into fresh tables, "
+                "swapped in.",
+                out.getvalue(),
+            )
+            self.assert_summaries_match(app, world_ids)
+            self.assertEqual(position(), 50)
+
+    def test_a_failed_swap_rebuild_leaves_the_live_tables_as_they_were(self) -> None:
+        app = Universe(env=ENV)
+        world_id = app.create_world()
+        app.make_it_so(world_id, "dinosaurs")
+        call_command("run_projections", "WorldSummary", "--catch-up-only", verbosity=0)
+        app.make_it_so(world_id, "explode")
+        with self.assertRaises(ValueError):
+            call_command(
+                "rebuild_projection", "WorldSummary", "--swap", stdout=StringIO()
+            )
+        self.assertEqual(summaries(), {world_id: (1, "dinosaurs")})
+        self.assertEqual(position(), 2)
 
     def test_rebuild_refuses_while_a_worker_is_alive_unless_forced(self) -> None:
         app = Universe(env=ENV)

@@ -58,3 +58,15 @@ def db(tenants: list[str], django_db_blocker: Any) -> Iterator[None]:
                 cursor.execute(
                     f"DELETE FROM {connection.ops.quote_name(schema)}.shop_worldsummary"
                 )
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The figures of the all-tenants worker test (test_all_tenants.py)."""
+    import sys
+
+    module = sys.modules.get("tests_tenants.test_all_tenants")
+    figures: list[str] = getattr(module, "FIGURES", [])
+    if figures:
+        terminalreporter.write_sep("-", "all-tenants worker")
+        for line in figures:
+            terminalreporter.write_line(line)

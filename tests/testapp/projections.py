@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -33,6 +34,29 @@ class WorldSummaryView(DjangoProjectionView):
             msg = f"World {world_id} cannot explode"
             raise ValueError(msg)
 
+    @tracked
+    def worlds_changed(
+        self, created: list[UUID], happened: dict[UUID, list[str]], tracking: Tracking
+    ) -> None:
+        """A page of events at once: one read and one upsert for all."""
+        objects = WorldSummary.objects.using(self.using)
+        new = set(created)
+        rows = objects.in_bulk([i for i in happened if i not in new])
+        rows.update((i, WorldSummary(world_id=i)) for i in created)
+        for world_id, whats in happened.items():
+            if "explode" in whats:
+                msg = f"World {world_id} cannot explode"
+                raise ValueError(msg)
+            rows[world_id].history_length += len(whats)
+            rows[world_id].last_what = whats[-1]
+        # Cheaper than bulk_update's CASE per row, which Django builds slowly.
+        objects.bulk_create(
+            rows.values(),
+            update_conflicts=True,
+            unique_fields=["world_id"],
+            update_fields=["history_length", "last_what"],
+        )
+
 
 class WorldSummaryProjection(Projection[WorldSummaryView]):
     name = "WorldSummary"
@@ -41,6 +65,18 @@ class WorldSummaryProjection(Projection[WorldSummaryView]):
     @singledispatchmethod
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
         """Other events are not summarized."""
+
+    def process_page(self, events: Sequence[Any], tracking: Tracking) -> None:
+        """The events of a page in one call, when the worker applies a page."""
+        created: list[UUID] = []
+        happened: dict[UUID, list[str]] = {}
+        for event in events:
+            if isinstance(event, World.Created):
+                created.append(event.originator_id)
+            elif isinstance(event, World.SomethingHappened):
+                what = event.what  # type: ignore[attr-defined]
+                happened.setdefault(event.originator_id, []).append(what)
+        self.view.worlds_changed(created, happened, tracking=tracking)
 
     @process_event.register
     def world_created(self, domain_event: World.Created, tracking: Tracking) -> None:

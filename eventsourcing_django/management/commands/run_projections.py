@@ -21,6 +21,7 @@ from eventsourcing_django.progress import (
 from eventsourcing_django.projections import (
     HEARTBEAT_INTERVAL,
     LoadedProjection,
+    ProjectionSpec,
     WorkerAliveError,
     WorkerRegistration,
     logger,
@@ -75,6 +76,23 @@ class Command(BaseCommand):
             action="store_true",
             help="Exit once the events recorded at start have been processed.",
         )
+        parser.add_argument(
+            "--all-tenants",
+            action="store_true",
+            help=(
+                "Run one projection for every django-tenants tenant in this "
+                "process, following tenants created meanwhile."
+            ),
+        )
+        parser.add_argument(
+            "--threads",
+            type=int,
+            default=4,
+            help=(
+                "With --all-tenants: threads that apply tenants' pages "
+                "(default %(default)s); the worker holds threads + 2 connections."
+            ),
+        )
 
     def handle(self, *args: str, **options: Any) -> None:
         configure_logging(options["verbosity"])
@@ -94,6 +112,9 @@ class Command(BaseCommand):
             raise CommandError(msg)
         stop = threading.Event()
         self._install_signal_handlers(stop)
+        if options["all_tenants"]:
+            self._run_all_tenants(specs, stop, options)
+            return
         loaded: list[LoadedProjection] = []
         try:
             for spec in specs:
@@ -260,9 +281,59 @@ class Command(BaseCommand):
                 subscription.stop()
 
             threading.Thread(target=stop_following, daemon=True).start()
-            for domain_event, tracking in subscription:
-                projection.process(domain_event, tracking)
-                logger.debug("%s: processed %d", name, tracking.notification_id)
+            applied_to = projection.position()
+            for _, tracking in subscription:
+                if tracking.notification_id <= applied_to:
+                    continue  # applied by an earlier page
+                # The subscription says there is news; apply all there is by
+                # now in pages, so that a burst of writes is applied in a few
+                # transactions rather than one per event.
+                count = projection.catch_up(stop=stop)
+                applied_to = projection.position()
+                logger.debug("%s: processed %d, up to %d", name, count, applied_to)
+
+    def _run_all_tenants(
+        self, specs: list[ProjectionSpec], stop: threading.Event, options: Any
+    ) -> None:
+        from eventsourcing_django.tenant_worker import AllTenantsWorker, tenant_alias
+
+        if len(specs) != 1 or options["catch_up_only"]:
+            msg = (
+                "--all-tenants runs one named projection and follows it; for a "
+                "one-off catch-up use: manage.py all_tenants_command "
+                "run_projections NAME --catch-up-only"
+            )
+            raise CommandError(msg)
+        if options["threads"] < 1:
+            msg = f"--threads must be 1 or more, got {options['threads']}"
+            raise CommandError(msg)
+        (spec,) = specs
+        try:
+            worker = AllTenantsWorker(spec, stop, threads=options["threads"])
+            registration = WorkerRegistration(
+                [(spec.name, tenant_alias())], interval=options["heartbeat"]
+            )
+            registration.claim(force=options["force"])
+        except (WorkerAliveError, ImproperlyConfigured) as e:
+            raise CommandError(str(e)) from e
+        try:
+            worker.start()
+            worker.run_until_stopped(
+                registration.beat, options["heartbeat"], options["max_outage"]
+            )
+        except _DATABASE_AWAY as e:
+            msg = (
+                f"The database has been unavailable for more than --max-outage "
+                f"{options['max_outage']} s: stopping. Last error: {e}"
+            )
+            raise CommandError(msg) from e
+        finally:
+            worker.join()
+            registration.release()
+        if worker.errors:
+            msg = f"The all-tenants worker failed: {worker.errors[0]!r}"
+            raise CommandError(msg) from worker.errors[0]
+        self.stdout.write(self.style.SUCCESS("Stopped."))
 
     def _install_signal_handlers(self, stop: threading.Event) -> None:
         def handler(signum: int, _: FrameType | None) -> None:
