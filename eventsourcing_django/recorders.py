@@ -522,11 +522,12 @@ class DjangoTrackingRecorder(DjangoRecorder, TrackingRecorder):
         self._retrying_connect(write)
 
     def _insert_tracking(self, cursor: CursorWrapper, tracking: Tracking) -> None:
-        cursor.execute(
+        if not self.dialect.advance_tracking(
+            cursor,
             self._insert_tracking_statement,
-            [tracking.application_name, tracking.notification_id],
-        )
-        if cursor.fetchone() is None:
+            tracking.application_name,
+            tracking.notification_id,
+        ):
             msg = (
                 f"Tracking of {tracking.application_name!r} is already at or past "
                 f"notification {tracking.notification_id}"

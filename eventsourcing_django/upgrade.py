@@ -577,6 +577,7 @@ def plan_upgrade(
     if batch_size < 1:
         msg = f"The batch size must be 1 or more, got {batch_size}."
         raise UpgradeError(msg)
+    _check_upgradable(alias)
     present = shared_tables_on(alias)
     if EVENTS_TABLE not in present:
         msg = (
@@ -616,6 +617,18 @@ def plan_upgrade(
         else:
             plan.copies.append(placed)
     return plan
+
+
+def _check_upgradable(alias: str) -> None:
+    """Refuse, before any SQL, a database the upgrade has no statements for."""
+    vendor = connections[alias].vendor
+    if vendor not in COPY_SQL:
+        msg = (
+            f"Database {alias!r} is {vendor}: upgrading from eventsourcing-django "
+            f"0.x is supported on {' and '.join(sorted(COPY_SQL))} only. Upgrade "
+            "there, or recreate the applications' events on this database."
+        )
+        raise UpgradeError(msg)
 
 
 def _found_name(name: str, found: dict[str, LegacyApplication], alias: str) -> str:
@@ -668,6 +681,7 @@ def _place(
         dialect = dialect_for(connections[alias], schema=schema)
     except NotSupportedError as e:
         raise UpgradeError(f"Application {name!r}: {e}.") from e
+    _check_upgradable(alias)
     return ApplicationCopy(
         application,
         legacy_alias=legacy_alias,
