@@ -132,10 +132,7 @@ class DjangoProjectionView(DjangoTrackingRecorder):
         ):
             for model in self.models:
                 model._default_manager.using(self.using).all().delete()
-            cursor.execute(
-                f"DELETE FROM {self.dialect.qualify(self.tracking_table)} "
-                "WHERE application_name <> '__migration__'"
-            )
+            cursor.execute(self.dialect.delete_tracking_statement(self.tracking_table))
 
 
 # Declaring and loading projections ---------------------------------------------
@@ -377,8 +374,7 @@ class LoadedProjection:
                     truncate_table(recorder.using, recorder.dialect, table)
                 with connections[recorder.using].cursor() as cursor:
                     cursor.execute(
-                        f"DELETE FROM {recorder.dialect.qualify(tables.tracking)} "
-                        "WHERE application_name <> '__migration__'"
+                        recorder.dialect.delete_tracking_statement(tables.tracking)
                     )
             # A fresh instance: the old one may cache aggregates that are gone.
             self.projection.close()
