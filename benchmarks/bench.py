@@ -2,8 +2,11 @@
 
 One run measures this package's recorders, which go through Django's database
 connections, and the library's native recorders (``eventsourcing.postgres`` on
-psycopg 3, ``eventsourcing.sqlite``) on the same machine. The two sides alternate
-round by round (which one goes first swaps every round), and each side starts
+psycopg 3, ``eventsourcing.sqlite``) on the same machine; on MariaDB, which the
+library does not serve, ours alone (``--database mariadb``, the server at
+``--mariadb-host``/``--mariadb-port`` as ``--mariadb-user``, 127.0.0.1, 3306,
+root by default; a password from ``MYSQL_PWD``). The two sides alternate round
+by round (which one goes first swaps every round), and each side starts
 every round on fresh storage: a newly created PostgreSQL database, or a new
 directory of SQLite files in WAL mode (one file per measurement). Both sides are
 built as users build them, through ``PERSISTENCE_MODULE`` (``eventsourcing_django``
