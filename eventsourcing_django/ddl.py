@@ -7,9 +7,9 @@ from typing import Any
 
 from django.db import connections, transaction
 
-from eventsourcing_django.builder import Kind
 from eventsourcing_django.dialects import Dialect
 from eventsourcing_django.errors import translate_errors
+from eventsourcing_django.vocabulary import Kind
 
 
 def _no_missing_table(_: BaseException) -> bool:

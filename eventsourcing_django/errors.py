@@ -13,8 +13,10 @@ from django.db import connections
 from django.db import utils as django_errors
 from eventsourcing import persistence
 
+from eventsourcing_django.vocabulary import KINDS
+
 if TYPE_CHECKING:
-    from eventsourcing_django.builder import Kind
+    from eventsourcing_django.vocabulary import Kind
 
 # Most specific first: Django's classes form the same tree as DB-API's.
 _MAPPING: tuple[tuple[type[Exception], type[persistence.PersistenceError]], ...] = (
@@ -95,17 +97,13 @@ def missing_table_message(
     application's tracking, snapshots turned on later) only the missing ones.
     """
     kinds = {kind for kind, _ in missing}
-    create: set[Kind] = (
-        {"events", "snapshots", "tracking"} if "events" in kinds else kinds
-    )
-    only = create != {"events", "snapshots", "tracking"}
+    create: set[Kind] = set(KINDS) if "events" in kinds else kinds
+    only = create != set(KINDS)
     arguments = [repr(application_name)]
     options = [application_name]
     if only:
-        arguments += [f"{k}={k in create}" for k in ("events", "snapshots", "tracking")]
-        options += [
-            f"--no-{k}" for k in ("events", "snapshots", "tracking") if k not in create
-        ]
+        arguments += [f"{k}={k in create}" for k in KINDS]
+        options += [f"--no-{k}" for k in KINDS if k not in create]
     if originator_id_type != "uuid" and create != {"tracking"}:
         arguments.append(f"originator_id_type={originator_id_type!r}")
         options.append(f"--originator-id-type {originator_id_type}")

@@ -26,7 +26,7 @@ from eventsourcing.persistence import (
     TrackingRecorder,
 )
 
-from eventsourcing_django.builder import Kind, OriginatorIDType, build_model
+from eventsourcing_django.builder import build_model
 from eventsourcing_django.dialects import Dialect, dialect_for
 from eventsourcing_django.errors import (
     ConnectionLostError,
@@ -42,6 +42,7 @@ from eventsourcing_django.retry import (
 )
 from eventsourcing_django.tables import ApplicationTables, check_schema_name
 from eventsourcing_django.threads import connection_scope
+from eventsourcing_django.vocabulary import Kind, OriginatorIDType
 
 logger = logging.getLogger(__name__)
 

@@ -7,13 +7,15 @@ from dataclasses import dataclass
 
 from eventsourcing.persistence import PersistenceError
 
+from eventsourcing_django.vocabulary import KINDS
+
 # PostgreSQL keeps at most 63 bytes of an identifier and silently truncates the
 # rest, so two long application names could end up sharing one table.
 MAX_IDENTIFIER_BYTES = 63
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_]+")
 
-SUFFIXES = ("events", "snapshots", "tracking")
+SUFFIXES = KINDS
 
 
 class InvalidApplicationNameError(PersistenceError, ValueError):

@@ -31,7 +31,6 @@ from uuid import UUID
 from django.db import connections, transaction
 from eventsourcing.persistence import NotSupportedError
 
-from eventsourcing_django.builder import Kind
 from eventsourcing_django.conf import schema_for_application, tenant_schema
 from eventsourcing_django.ddl import create_table
 from eventsourcing_django.dialects import Dialect, dialect_for
@@ -47,6 +46,7 @@ from eventsourcing_django.legacy import (
 )
 from eventsourcing_django.routers import alias_for_application
 from eventsourcing_django.tables import ApplicationTables, check_schema_name
+from eventsourcing_django.vocabulary import Kind
 
 if TYPE_CHECKING:
     from django.db.backends.utils import CursorWrapper

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from django.db.backends.utils import CursorWrapper
     from eventsourcing.persistence import StoredEvent
 
-    from eventsourcing_django.builder import Kind, OriginatorIDType
+    from eventsourcing_django.vocabulary import Kind, OriginatorIDType
 
 
 #: Our tables' comments start with this, followed by their kind.

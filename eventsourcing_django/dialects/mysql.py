@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
     from django.db.backends.utils import CursorWrapper
 
-    from eventsourcing_django.builder import Kind
+    from eventsourcing_django.vocabulary import Kind
 
 
 #: One row per events table of a MariaDB database; a writer locks its table's row

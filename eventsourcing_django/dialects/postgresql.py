@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from django.db.backends.utils import CursorWrapper
     from eventsourcing.persistence import StoredEvent
 
-    from eventsourcing_django.builder import Kind
+    from eventsourcing_django.vocabulary import Kind
 
 
 class PostgresDialect(Dialect):
