@@ -1,5 +1,8 @@
-"""The package's errors: Django's database errors raised again as the library's,
-and configuration mistakes told with their fix."""
+"""The package's errors, all defined here: Django's database errors raised again
+as the library's, configuration mistakes told with their fix (subclasses of
+Django's ``ImproperlyConfigured`` and of ``ValueError`` or ``LookupError``), bad
+names, and the upgrade's refusals. Modules that raise them re-export them under
+the names they had there."""
 
 from __future__ import annotations
 
@@ -52,6 +55,30 @@ class UnknownDatabaseError(ImproperlyConfigured, ValueError):
     A configuration mistake (``ImproperlyConfigured``) that callers written
     against earlier versions catch as a ``ValueError``.
     """
+
+
+class ApplicationNotDeclaredError(ImproperlyConfigured, LookupError):
+    """An application was asked for by a name the setting does not declare."""
+
+
+class InvalidRetrySettingError(ImproperlyConfigured, ValueError):
+    """EVENTSOURCING_RETRIES or EVENTSOURCING_RETRY_DELAY is not usable."""
+
+
+class InvalidApplicationNameError(persistence.PersistenceError, ValueError):
+    """An application name that cannot give safe table names."""
+
+
+class InvalidSchemaNameError(persistence.PersistenceError, ValueError):
+    """A schema name that is not a safe identifier."""
+
+
+class UpgradeError(Exception):
+    """The upgrade cannot go on; the message says why and what to do."""
+
+
+class NoSharedTablesError(UpgradeError):
+    """The alias has none of the shared tables of eventsourcing-django 0.x."""
 
 
 def check_database_alias(alias: str, *, application_name: str, source: str) -> str:

@@ -34,6 +34,10 @@ from eventsourcing.persistence import NotSupportedError
 from eventsourcing_django.conf import schema_for_application, tenant_schema
 from eventsourcing_django.ddl import create_table
 from eventsourcing_django.dialects import Dialect, dialect_for
+
+# Defined with the package's other errors; importable from here as before.
+from eventsourcing_django.errors import NoSharedTablesError as NoSharedTablesError
+from eventsourcing_django.errors import UpgradeError as UpgradeError
 from eventsourcing_django.legacy import (
     COPY_SQL,
     EVENTS_TABLE,
@@ -57,14 +61,6 @@ DEFAULT_BATCH_SIZE = 50_000
 
 #: Larger than any ``uid`` (PostgreSQL's bigint, SQLite's integer).
 _MAX_UID = 2**63 - 1
-
-
-class UpgradeError(Exception):
-    """The upgrade cannot go on; the message says why and what to do."""
-
-
-class NoSharedTablesError(UpgradeError):
-    """The alias has none of the shared tables of eventsourcing-django 0.x."""
 
 
 @dataclass(frozen=True)
