@@ -1,9 +1,11 @@
 """Django settings for the test suite.
 
-``ESDJ_DATABASE`` picks the database: ``sqlite`` (a file, the default) or
+``ESDJ_DATABASE`` picks the database: ``sqlite`` (a file, the default),
 ``postgres`` (127.0.0.1:5432, user postgres; ``ESDJ_PG_DRIVER=psycopg2`` uses
-psycopg2 instead of psycopg 3). ``ESDJ_TEST_SUFFIX`` (default: the process ID)
-keeps the test databases of runs that go at once apart.
+psycopg2 instead of psycopg 3) or ``mariadb`` (127.0.0.1:3306, user root, no
+password; ``ESDJ_MARIADB_HOST``, ``_PORT``, ``_USER``, ``_PASSWORD`` to change).
+``ESDJ_TEST_SUFFIX`` (default: the process ID) keeps the test databases of runs
+that go at once apart.
 """
 
 import os
@@ -111,7 +113,24 @@ def _sqlite(name: str) -> dict[str, object]:
     }
 
 
-_make = _postgres if DATABASE == "postgres" else _sqlite
+def _mariadb(name: str) -> dict[str, object]:
+    return {
+        "ENGINE": "django.db.backends.mysql",
+        "NAME": "test",
+        "USER": os.environ.get("ESDJ_MARIADB_USER", "root"),
+        "PASSWORD": os.environ.get("ESDJ_MARIADB_PASSWORD", ""),
+        "HOST": os.environ.get("ESDJ_MARIADB_HOST", "127.0.0.1"),
+        "PORT": os.environ.get("ESDJ_MARIADB_PORT", "3306"),
+        "OPTIONS": {"charset": "utf8mb4"},
+        "TEST": {
+            "NAME": f"test_esdj_{name}{SUFFIX}",
+            "CHARSET": "utf8mb4",
+            "COLLATION": "utf8mb4_unicode_ci",
+        },
+    }
+
+
+_make = {"postgres": _postgres, "mariadb": _mariadb}.get(DATABASE, _sqlite)
 DATABASES = {"default": _make("default"), "other": _make("other")}
 
 if os.environ.get("ESDJ_USE_TEST_DATABASES"):
@@ -124,3 +143,7 @@ if os.environ.get("ESDJ_USE_TEST_DATABASES"):
 # workers with a size of their own.
 if "ESDJ_PROJECTION_BATCH_SIZE" in os.environ:
     EVENTSOURCING_PROJECTION_BATCH_SIZE = int(os.environ["ESDJ_PROJECTION_BATCH_SIZE"])
+if "ESDJ_PROJECTION_BATCH_SECONDS" in os.environ:
+    EVENTSOURCING_PROJECTION_BATCH_SECONDS = float(
+        os.environ["ESDJ_PROJECTION_BATCH_SECONDS"]
+    )

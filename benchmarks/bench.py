@@ -2,8 +2,11 @@
 
 One run measures this package's recorders, which go through Django's database
 connections, and the library's native recorders (``eventsourcing.postgres`` on
-psycopg 3, ``eventsourcing.sqlite``) on the same machine. The two sides alternate
-round by round (which one goes first swaps every round), and each side starts
+psycopg 3, ``eventsourcing.sqlite``) on the same machine; on MariaDB, which the
+library does not serve, ours alone (``--database mariadb``, the server at
+``--mariadb-host``/``--mariadb-port`` as ``--mariadb-user``, 127.0.0.1, 3306,
+root by default; a password from ``MYSQL_PWD``). The two sides alternate round
+by round (which one goes first swaps every round), and each side starts
 every round on fresh storage: a newly created PostgreSQL database, or a new
 directory of SQLite files in WAL mode (one file per measurement). Both sides are
 built as users build them, through ``PERSISTENCE_MODULE`` (``eventsourcing_django``
@@ -91,10 +94,12 @@ from eventsourcing.utils import Environment
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 Side = Literal["ours", "native"]
-Vendor = Literal["postgres", "sqlite"]
+Vendor = Literal["postgres", "sqlite", "mariadb"]
 SIDES: tuple[Side, Side] = ("ours", "native")
-VENDORS: tuple[Vendor, Vendor] = ("postgres", "sqlite")
-VENDOR_TITLES = {"postgres": "PostgreSQL", "sqlite": "SQLite"}
+VENDORS: tuple[Vendor, ...] = ("postgres", "sqlite", "mariadb")
+VENDOR_TITLES = {"postgres": "PostgreSQL", "sqlite": "SQLite", "mariadb": "MariaDB"}
+#: The library has no recorders for MariaDB: ours alone is measured there.
+NATIVE_VENDORS = ("postgres", "sqlite")
 
 TOPIC = "benchmarks.bench:SomethingHappened"
 STATE = bytes(i % 256 for i in range(7, 207))  # 200 bytes
@@ -141,6 +146,36 @@ class PgServer:
             # One connection, like Django's one connection per thread; the
             # library's default keeps five open, which a single writer never uses.
             "POSTGRES_POOL_SIZE": "1",
+        }
+
+
+@dataclass(frozen=True)
+class MariaDBServer:
+    host: str
+    port: int
+    user: str
+    password: str
+
+    def execute(self, statement: str) -> None:
+        import MySQLdb
+
+        connection = MySQLdb.connect(
+            host=self.host, port=self.port, user=self.user, password=self.password
+        )
+        try:
+            connection.cursor().execute(statement)
+        finally:
+            connection.close()
+
+    def django_settings(self, dbname: str) -> dict[str, Any]:
+        return {
+            "ENGINE": "django.db.backends.mysql",
+            "NAME": dbname,
+            "HOST": self.host,
+            "PORT": str(self.port),
+            "USER": self.user,
+            "PASSWORD": self.password,
+            "OPTIONS": {"charset": "utf8mb4"},
         }
 
 
@@ -232,6 +267,7 @@ class Target:
 UPGRADE_TARGETS: dict[Vendor, Target | None] = {
     "postgres": Target(200_000, on_ratio=False),
     "sqlite": None,
+    "mariadb": None,
 }
 
 #: Projections have no native counterpart: targets on ours alone, and on the
@@ -266,6 +302,11 @@ TARGETS: dict[Vendor, dict[str, Target]] = {
     "sqlite": {
         "insert_100": Target(0.8),
         "select_events": Target(1.2, upper=True),
+    },
+    # No native recorders to compare with: targets on ours alone.
+    "mariadb": {
+        "insert_100": Target(30_000, on_ratio=False),
+        "scaling": Target(1.5, on_ratio=False),
     },
 }
 
@@ -373,6 +414,34 @@ class PostgresStorage(Storage):
 def drop_database(server: PgServer, dbname: str) -> None:
     with server.connect() as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+
+
+class MariaDBStorage(Storage):
+    vendor = "mariadb"
+    alias = "mariadb"
+
+    def __init__(self, side: Side, server: MariaDBServer, dbname: str) -> None:
+        super().__init__(side)
+        self.server = server
+        self.dbname = dbname
+        server.execute(
+            f"CREATE DATABASE `{dbname}` CHARACTER SET utf8mb4 "
+            "COLLATE utf8mb4_unicode_ci"
+        )
+        point_alias(self.alias, dbname)
+
+    def env(self, file: str) -> dict[str, str]:
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing_django",
+            "DJANGO_DB_ALIAS": "mariadb",
+        }
+
+    def django_databases(self, file: str) -> dict[str, dict[str, Any]]:
+        return {self.alias: self.server.django_settings(self.dbname)}
+
+    def close(self) -> None:
+        close_alias(self.alias)
+        self.server.execute(f"DROP DATABASE IF EXISTS `{self.dbname}`")
 
 
 class SQLiteStorage(Storage):
@@ -875,8 +944,11 @@ def run_side(storage: Storage, sizes: Sizes) -> dict[str, float]:
 class Run:
     """Creates and always removes the storage of the rounds."""
 
-    def __init__(self, server: PgServer, stack: contextlib.ExitStack) -> None:
+    def __init__(
+        self, server: PgServer, mariadb: MariaDBServer, stack: contextlib.ExitStack
+    ) -> None:
         self.server = server
+        self.mariadb = mariadb
         self.stack = stack
         self.tempdir = Path(
             stack.enter_context(tempfile.TemporaryDirectory(prefix="esdj-bench-"))
@@ -890,6 +962,11 @@ class Run:
             # Registered before it exists, so a failed CREATE is dropped too.
             self.stack.callback(drop_database, self.server, name)
             storage = PostgresStorage(side, self.server, name)
+        elif vendor == "mariadb":
+            self.stack.callback(
+                self.mariadb.execute, f"DROP DATABASE IF EXISTS `{name}`"
+            )
+            storage = MariaDBStorage(side, self.mariadb, name)
         else:
             storage = SQLiteStorage(side, self.tempdir / name)
         try:
@@ -931,8 +1008,9 @@ def run_vendor(
     run: Run, vendor: Vendor, rounds: int, sizes: Sizes
 ) -> dict[Side, list[dict[str, float]]]:
     results: dict[Side, list[dict[str, float]]] = {"ours": [], "native": []}
+    sides = SIDES if vendor in NATIVE_VENDORS else SIDES[:1]
     for round_no in range(rounds):
-        order = SIDES if round_no % 2 == 0 else SIDES[::-1]
+        order = sides if round_no % 2 == 0 else sides[::-1]
         for side in order:
             started = time.perf_counter()
             with run.storage(vendor, side, round_no) as storage:
@@ -971,22 +1049,27 @@ def table(vendor: Vendor, results: dict[Side, list[dict[str, float]]]) -> str:
     lines: list[tuple[str, ...]] = [header]
     for key, label, unit in ROWS:
         per_side = {side: [r[key] for r in results[side]] for side in SIDES}
-        median = {side: statistics.median(v) for side, v in per_side.items()}
-        ratio = median["ours"] / median["native"]
+        ours = per_side["ours"]
+        native = per_side["native"]  # empty on MariaDB
+        median_ours = statistics.median(ours)
+        median_native = statistics.median(native) if native else None
+        ratio = None if median_native is None else median_ours / median_native
         target = TARGETS[vendor].get(key)
         verdict = ""
         if target is not None:
-            value = ratio if target.on_ratio else median["ours"]
-            verdict = f"{target.describe()}: {'met' if target.met(value) else 'MISSED'}"
+            value = ratio if target.on_ratio else median_ours
+            if value is not None:
+                met = target.met(value)
+                verdict = f"{target.describe()}: {'met' if met else 'MISSED'}"
         lines.append(
             (
                 label,
                 unit,
-                fmt(median["ours"]),
-                f"{fmt(min(per_side['ours']))}-{fmt(max(per_side['ours']))}",
-                fmt(median["native"]),
-                f"{fmt(min(per_side['native']))}-{fmt(max(per_side['native']))}",
-                f"{ratio:.2f}",
+                fmt(median_ours),
+                f"{fmt(min(ours))}-{fmt(max(ours))}",
+                "-" if median_native is None else fmt(median_native),
+                f"{fmt(min(native))}-{fmt(max(native))}" if native else "-",
+                "-" if ratio is None else f"{ratio:.2f}",
                 verdict,
             )
         )
@@ -1065,6 +1148,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--pg-host", default="127.0.0.1")
     parser.add_argument("--pg-port", type=int, default=5432)
     parser.add_argument("--pg-user", default="postgres")
+    parser.add_argument("--mariadb-host", default="127.0.0.1")
+    parser.add_argument("--mariadb-port", type=int, default=3306)
+    parser.add_argument("--mariadb-user", default="root")
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
@@ -1083,6 +1169,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     server = PgServer(
         args.pg_host, args.pg_port, args.pg_user, os.environ.get("PGPASSWORD", "")
     )
+    mariadb = MariaDBServer(
+        args.mariadb_host,
+        args.mariadb_port,
+        args.mariadb_user,
+        os.environ.get("MYSQL_PWD", ""),
+    )
     vendors: tuple[Vendor, ...] = (
         VENDORS if args.database == "all" else (args.database,)
     )
@@ -1091,18 +1183,20 @@ def main(argv: Sequence[str] | None = None) -> None:
         {
             PostgresStorage.alias: server.django_settings("postgres"),
             SQLiteStorage.alias: sqlite_django_settings(":memory:"),
+            MariaDBStorage.alias: mariadb.django_settings("mysql"),
         }
     )
     print(describe_setup(args, sizes), flush=True)
     tables: list[str] = []
     with contextlib.ExitStack() as stack:
-        run = Run(server, stack)
+        run = Run(server, mariadb, stack)
         for vendor in vendors:
             if args.measure in ("all", "recorders"):
                 results = run_vendor(run, vendor, args.rounds, sizes)
                 tables.append(table(vendor, results))
                 print("\n" + tables[-1], flush=True)
-            if args.measure in ("all", "upgrade"):
+            # The upgrade from 0.x runs on PostgreSQL and SQLite only.
+            if args.measure in ("all", "upgrade") and vendor in NATIVE_VENDORS:
                 upgrades = run_upgrade(run, vendor, args.rounds, sizes)
                 tables.append(upgrade_table(vendor, upgrades, sizes.upgrade_events))
                 print("\n" + tables[-1], flush=True)

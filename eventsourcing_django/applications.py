@@ -34,6 +34,11 @@ from eventsourcing.application import Application
 from eventsourcing.system import System
 from eventsourcing.utils import Environment, resolve_topic
 
+# Defined with the package's other errors; importable from here as before.
+from eventsourcing_django.errors import (
+    ApplicationNotDeclaredError as ApplicationNotDeclaredError,
+)
+
 A = TypeVar("A", bound=Application[Any])
 
 APPLICATIONS_SETTING = "EVENTSOURCING_APPLICATIONS"
@@ -44,10 +49,6 @@ ENTRY_KEYS = frozenset({"class", "env"})
 #: Keys that choose how an application persists; without any of them a declared
 #: application persists with this package.
 PERSISTENCE_KEYS = ("PERSISTENCE_MODULE", "INFRASTRUCTURE_FACTORY", "FACTORY_TOPIC")
-
-
-class ApplicationNotDeclaredError(ImproperlyConfigured, LookupError):
-    """An application was asked for by a name the setting does not declare."""
 
 
 @dataclass(frozen=True)

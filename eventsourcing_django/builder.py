@@ -8,15 +8,15 @@ operations for every application, and a second class for the same table would wa
 from __future__ import annotations
 
 import threading
-from typing import Literal
 
 from django.apps.registry import Apps
 from django.db import models
 
 from eventsourcing_django.errors import require_installed
 
-Kind = Literal["events", "snapshots", "tracking"]
-OriginatorIDType = Literal["uuid", "text"]
+# Re-exported: they were defined here before vocabulary.py.
+from eventsourcing_django.vocabulary import Kind as Kind
+from eventsourcing_django.vocabulary import OriginatorIDType as OriginatorIDType
 
 APP_LABEL = "eventsourcing_django"
 

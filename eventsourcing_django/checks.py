@@ -298,6 +298,13 @@ def _path(obj: Any) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+def _supports_schemas(vendor: str) -> bool:
+    from eventsourcing_django.dialects import DIALECTS
+
+    dialect = DIALECTS.get(vendor)
+    return dialect is not None and dialect.supports_schemas
+
+
 def _check_schemas(
     schemas: Mapping[str, str],
     valid_names: set[str],
@@ -322,7 +329,7 @@ def _check_schemas(
             alias = alias_for_application(name, schema=schema)
         except Exception:
             continue  # A router that cannot answer here; see _ask().
-        if alias in connections and connections[alias].vendor != "postgresql":
+        if alias in connections and not _supports_schemas(connections[alias].vendor):
             errors.append(
                 checks.Error(
                     f"settings.{SCHEMAS_SETTING} pins application {name!r} to "

@@ -2,15 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any
+
 from django.db import connections, transaction
 
-from eventsourcing_django.builder import Kind
 from eventsourcing_django.dialects import Dialect
 from eventsourcing_django.errors import translate_errors
+from eventsourcing_django.vocabulary import Kind
 
 
 def _no_missing_table(_: BaseException) -> bool:
     return False
+
+
+def _ddl_transaction(using: str) -> contextlib.AbstractContextManager[Any]:
+    """A transaction around DDL where the database can roll DDL back.
+
+    MariaDB commits before and after each DDL statement: there, an atomic
+    block would only break (its savepoints vanish with the implicit commit), and
+    what ran cannot be undone.
+    """
+    if connections[using].features.can_rollback_ddl:
+        return transaction.atomic(using=using)
+    return contextlib.nullcontext()
 
 
 def create_table(using: str, dialect: Dialect, kind: Kind, table: str) -> bool:
@@ -23,7 +38,7 @@ def create_table(using: str, dialect: Dialect, kind: Kind, table: str) -> bool:
     with translate_errors(_no_missing_table, str), connection.cursor() as cursor:
         if dialect.table_exists(cursor, table):
             return False
-        with dialect.write_lock(), transaction.atomic(using=using):
+        with dialect.write_lock(), _ddl_transaction(using):
             dialect.serialize_ddl(cursor, table)
             if dialect.table_exists(cursor, table):
                 return False
@@ -45,7 +60,7 @@ def drop_table(using: str, dialect: Dialect, table: str) -> bool:
     with translate_errors(_no_missing_table, str), connection.cursor() as cursor:
         if not dialect.table_exists(cursor, table):
             return False
-        with dialect.write_lock(), transaction.atomic(using=using):
+        with dialect.write_lock(), _ddl_transaction(using):
             for statement in dialect.drop_table_statements(table):
                 cursor.execute(statement)
     return True
@@ -58,7 +73,7 @@ def truncate_table(using: str, dialect: Dialect, table: str) -> bool:
     with (
         translate_errors(_no_missing_table, str),
         dialect.write_lock(),
-        transaction.atomic(using=using),
+        _ddl_transaction(using),
         connection.cursor() as cursor,
     ):
         if not dialect.table_exists(cursor, table):

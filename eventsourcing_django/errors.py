@@ -1,5 +1,8 @@
-"""The package's errors: Django's database errors raised again as the library's,
-and configuration mistakes told with their fix."""
+"""The package's errors, all defined here: Django's database errors raised again
+as the library's, configuration mistakes told with their fix (subclasses of
+Django's ``ImproperlyConfigured`` and of ``ValueError`` or ``LookupError``), bad
+names, and the upgrade's refusals. Modules that raise them re-export them under
+the names they had there."""
 
 from __future__ import annotations
 
@@ -13,8 +16,10 @@ from django.db import connections
 from django.db import utils as django_errors
 from eventsourcing import persistence
 
+from eventsourcing_django.vocabulary import KINDS
+
 if TYPE_CHECKING:
-    from eventsourcing_django.builder import Kind
+    from eventsourcing_django.vocabulary import Kind
 
 # Most specific first: Django's classes form the same tree as DB-API's.
 _MAPPING: tuple[tuple[type[Exception], type[persistence.PersistenceError]], ...] = (
@@ -50,6 +55,30 @@ class UnknownDatabaseError(ImproperlyConfigured, ValueError):
     A configuration mistake (``ImproperlyConfigured``) that callers written
     against earlier versions catch as a ``ValueError``.
     """
+
+
+class ApplicationNotDeclaredError(ImproperlyConfigured, LookupError):
+    """An application was asked for by a name the setting does not declare."""
+
+
+class InvalidRetrySettingError(ImproperlyConfigured, ValueError):
+    """EVENTSOURCING_RETRIES or EVENTSOURCING_RETRY_DELAY is not usable."""
+
+
+class InvalidApplicationNameError(persistence.PersistenceError, ValueError):
+    """An application name that cannot give safe table names."""
+
+
+class InvalidSchemaNameError(persistence.PersistenceError, ValueError):
+    """A schema name that is not a safe identifier."""
+
+
+class UpgradeError(Exception):
+    """The upgrade cannot go on; the message says why and what to do."""
+
+
+class NoSharedTablesError(UpgradeError):
+    """The alias has none of the shared tables of eventsourcing-django 0.x."""
 
 
 def check_database_alias(alias: str, *, application_name: str, source: str) -> str:
@@ -95,17 +124,13 @@ def missing_table_message(
     application's tracking, snapshots turned on later) only the missing ones.
     """
     kinds = {kind for kind, _ in missing}
-    create: set[Kind] = (
-        {"events", "snapshots", "tracking"} if "events" in kinds else kinds
-    )
-    only = create != {"events", "snapshots", "tracking"}
+    create: set[Kind] = set(KINDS) if "events" in kinds else kinds
+    only = create != set(KINDS)
     arguments = [repr(application_name)]
     options = [application_name]
     if only:
-        arguments += [f"{k}={k in create}" for k in ("events", "snapshots", "tracking")]
-        options += [
-            f"--no-{k}" for k in ("events", "snapshots", "tracking") if k not in create
-        ]
+        arguments += [f"{k}={k in create}" for k in KINDS]
+        options += [f"--no-{k}" for k in KINDS if k not in create]
     if originator_id_type != "uuid" and create != {"tracking"}:
         arguments.append(f"originator_id_type={originator_id_type!r}")
         options.append(f"--originator-id-type {originator_id_type}")

@@ -30,8 +30,8 @@ TRACKING_TABLE = "notification_tracking"
 #: In the order to drop them (0.x's foreign keys: none; still, events last).
 TABLES = (TRACKING_TABLE, SNAPSHOTS_TABLE, EVENTS_TABLE)
 
-#: The row eventsourcing.postgres keeps in tracking tables (see dialects.py); not
-#: a position, so never compared with the shared tables.
+#: The row eventsourcing.postgres keeps in tracking tables (see
+#: dialects/postgresql.py); not a position, so never compared with the shared tables.
 TRACKING_MARKER = "__migration__"
 
 

@@ -30,7 +30,7 @@ from django.db import connections, router
 from django.db.migrations.exceptions import IrreversibleError
 from django.db.migrations.operations.base import Operation, OperationCategory
 
-from eventsourcing_django.builder import Kind, OriginatorIDType, build_model
+from eventsourcing_django.builder import build_model
 from eventsourcing_django.conf import schema_for_application, tenant_schema
 from eventsourcing_django.ddl import create_table, create_table_statements, drop_table
 from eventsourcing_django.dialects import Dialect, dialect_for
@@ -43,6 +43,7 @@ from eventsourcing_django.upgrade import (
     drop_legacy_tables,
     plan_upgrade,
 )
+from eventsourcing_django.vocabulary import KINDS, Kind, OriginatorIDType
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -105,7 +106,7 @@ class ApplicationTablesOperation(Operation):
 
     def deconstruct(self) -> tuple[str, Sequence[Any], dict[str, Any]]:
         kwargs: dict[str, Any] = {}
-        for kind in ("events", "snapshots", "tracking"):
+        for kind in KINDS:
             if not getattr(self, kind):
                 kwargs[kind] = False
         if self.schema is not None:

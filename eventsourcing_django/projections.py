@@ -154,8 +154,8 @@ class DjangoProjectionView(DjangoTrackingRecorder):
     def __init__(self, application_name: str, **kwargs: Any) -> None:
         super().__init__(application_name, **kwargs)
         self._pages = threading.local()
-        self._lock_tracking_statement = lock_tracking_statement(
-            self.dialect.qualify(self.tracking_table)
+        self._lock_tracking_statement = self.dialect.lock_tracking_statement(
+            self.tracking_table
         )
 
     def current_page(self, application_name: str) -> Page | None:
@@ -208,22 +208,7 @@ class DjangoProjectionView(DjangoTrackingRecorder):
         ):
             for model in self.models:
                 model._default_manager.using(self.using).all().delete()
-            cursor.execute(
-                f"DELETE FROM {self.dialect.qualify(self.tracking_table)} "
-                "WHERE application_name <> '__migration__'"
-            )
-
-
-def lock_tracking_statement(qualified_table: str) -> str:
-    """Lock one upstream's tracking row and return its position.
-
-    An UPDATE rather than SELECT ... FOR UPDATE: it takes SQLite's write lock
-    at once too, and reads the same on both (RETURNING: SQLite 3.35+).
-    """
-    return (
-        f"UPDATE {qualified_table} SET notification_id = notification_id "
-        "WHERE application_name = %s RETURNING notification_id"
-    )
+            cursor.execute(self.dialect.delete_tracking_statement(self.tracking_table))
 
 
 @dataclass
@@ -617,8 +602,7 @@ class LoadedProjection:
                     truncate_table(recorder.using, recorder.dialect, table)
                 with connections[recorder.using].cursor() as cursor:
                     cursor.execute(
-                        f"DELETE FROM {recorder.dialect.qualify(tables.tracking)} "
-                        "WHERE application_name <> '__migration__'"
+                        recorder.dialect.delete_tracking_statement(tables.tracking)
                     )
             # A fresh instance: the old one may cache aggregates that are gone.
             self.projection.close()

@@ -34,17 +34,6 @@ from eventsourcing_django.tenants import use_schema
 REBUILD_TRACKING_SUFFIX = "__rebuild"
 
 
-def delete_tracking_statement(qualified_table: str) -> str:
-    return f"DELETE FROM {qualified_table} WHERE application_name = %s"
-
-
-def move_tracking_statement(qualified_table: str) -> str:
-    return (
-        f"UPDATE {qualified_table} SET application_name = %s "
-        "WHERE application_name = %s"
-    )
-
-
 @contextlib.contextmanager
 def _db_table(model: type[models.Model], name: str) -> Iterator[None]:
     """Point ``model`` at table ``name`` in this process, for the block."""
@@ -100,16 +89,16 @@ class SwapRebuild:
     def build(self, progress: Callable[[int, int], None] | None = None) -> int:
         """Create the fresh tables and catch up into them; return how many
         events were processed. The live tables are not touched."""
-        qualified = self.view.dialect.qualify(self.view.tracking_table)
+        forget = self.view.dialect.delete_tracking_row_statement(
+            self.view.tracking_table
+        )
         with use_schema(self.connection, self.view.schema):
             with self.connection.schema_editor() as editor:
                 for model, name in self.fresh.items():
                     with _db_table(model, name):
                         editor.create_model(model)
                 # A rebuild cut off earlier left its position: start afresh.
-                editor.execute(
-                    delete_tracking_statement(qualified), [self.tracking_name]
-                )
+                editor.execute(forget, [self.tracking_name])
             with contextlib.ExitStack() as stack:
                 for model, name in self.fresh.items():
                     stack.enter_context(_db_table(model, name))
@@ -121,7 +110,7 @@ class SwapRebuild:
 
     def swap(self) -> None:
         """Put the fresh tables and their position live, in one transaction."""
-        qualified = self.view.dialect.qualify(self.view.tracking_table)
+        dialect, table = self.view.dialect, self.view.tracking_table
         app_name = self.projection.app.name
         with (
             use_schema(self.connection, self.view.schema),
@@ -134,9 +123,10 @@ class SwapRebuild:
                 editor.alter_db_table(model, name, live)
                 with _db_table(model, old):
                     editor.delete_model(model)
-            editor.execute(delete_tracking_statement(qualified), [app_name])
+            editor.execute(dialect.delete_tracking_row_statement(table), [app_name])
             editor.execute(
-                move_tracking_statement(qualified), [app_name, self.tracking_name]
+                dialect.rename_tracking_row_statement(table),
+                [app_name, self.tracking_name],
             )
 
     def discard(self) -> None:
@@ -149,8 +139,8 @@ class SwapRebuild:
                 with _db_table(model, name):
                     editor.delete_model(model)
             editor.execute(
-                delete_tracking_statement(
-                    self.view.dialect.qualify(self.view.tracking_table)
+                self.view.dialect.delete_tracking_row_statement(
+                    self.view.tracking_table
                 ),
                 [self.tracking_name],
             )

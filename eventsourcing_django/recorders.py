@@ -26,7 +26,7 @@ from eventsourcing.persistence import (
     TrackingRecorder,
 )
 
-from eventsourcing_django.builder import Kind, OriginatorIDType, build_model
+from eventsourcing_django.builder import build_model
 from eventsourcing_django.dialects import Dialect, dialect_for
 from eventsourcing_django.errors import (
     ConnectionLostError,
@@ -42,6 +42,7 @@ from eventsourcing_django.retry import (
 )
 from eventsourcing_django.tables import ApplicationTables, check_schema_name
 from eventsourcing_django.threads import connection_scope
+from eventsourcing_django.vocabulary import Kind, OriginatorIDType
 
 logger = logging.getLogger(__name__)
 
@@ -194,11 +195,6 @@ class DjangoAggregateRecorder(DjangoRecorder, AggregateRecorder):
         self.kind: Kind = "events" if purpose == "events" else "snapshots"
         self._insert_statements: dict[tuple[int, bool], str] = {}
         self._select_statements: dict[tuple[bool, bool, bool, bool], str] = {}
-        qualified = self.dialect.qualify(self.table)
-        self._select_events_base = (
-            "SELECT originator_id, originator_version, topic, state "
-            f"FROM {qualified} WHERE originator_id = %s"
-        )
 
     def _own_tables(self) -> list[tuple[Kind, str]]:
         return [(self.kind, self.table)]
@@ -282,14 +278,9 @@ class DjangoAggregateRecorder(DjangoRecorder, AggregateRecorder):
         key = (gt is not None, lte is not None, desc, limit is not None)
         statement = self._select_statements.get(key)
         if statement is None:
-            statement = self._select_events_base
-            if gt is not None:
-                statement += " AND originator_version > %s"
-            if lte is not None:
-                statement += " AND originator_version <= %s"
-            statement += " ORDER BY originator_version " + ("DESC" if desc else "ASC")
-            if limit is not None:
-                statement += " LIMIT %s"
+            statement = self.dialect.select_events_statement(
+                self.table, gt=key[0], lte=key[1], desc=desc, limit=key[3]
+            )
             self._select_statements[key] = statement
         params: list[Any] = [self.dialect.adapt_originator_id(originator_id)]
         params += [p for p in (gt, lte, limit) if p is not None]
@@ -312,7 +303,6 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
     def __init__(self, application_name: str, **kwargs: Any) -> None:
         kwargs.pop("purpose", None)
         super().__init__(application_name, purpose="events", **kwargs)
-        qualified = self.dialect.qualify(self.table)
         self.channel = self.dialect.channel_name(self.table)
         self._lock_statements = self.dialect.lock_table_statements(
             self.table, self.lock_timeout
@@ -321,12 +311,9 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
         self._lock_prefix = "".join(f"{s}; " for s in self._lock_statements)
         self._notify_statement = self.dialect.notify_statement(self.channel)
         self._max_notification_id_statement = (
-            f"SELECT MAX(notification_id) FROM {qualified}"
+            self.dialect.max_notification_id_statement(self.table)
         )
-        self._select_notifications_base = (
-            "SELECT notification_id, originator_id, originator_version, topic, state "
-            f"FROM {qualified}"
-        )
+        self._select_notifications: dict[tuple[str | None, bool, int], str] = {}
         self._subscriptions: set[Any] = set()
 
     def insert_events(
@@ -427,26 +414,16 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
         *,
         inclusive_of_start: bool = True,
     ) -> Sequence[Notification]:
-        conditions: list[str] = []
-        params: list[Any] = []
-        if start is not None:
-            conditions.append(
-                "notification_id >= %s"
-                if inclusive_of_start
-                else "notification_id > %s"
+        operator = None if start is None else (">=" if inclusive_of_start else ">")
+        key = (operator, stop is not None, len(topics))
+        statement = self._select_notifications.get(key)
+        if statement is None:
+            statement = self.dialect.select_notifications_statement(
+                self.table, start=operator, stop=key[1], topics=key[2]
             )
-            params.append(start)
-        if stop is not None:
-            conditions.append("notification_id <= %s")
-            params.append(stop)
-        if topics:
-            conditions.append(f"topic IN ({', '.join(['%s'] * len(topics))})")
-            params += topics
-        statement = self._select_notifications_base
-        if conditions:
-            statement += " WHERE " + " AND ".join(conditions)
-        statement += " ORDER BY notification_id LIMIT %s"
-        params.append(limit)
+            self._select_notifications[key] = statement
+        params: list[Any] = [p for p in (start, stop) if p is not None]
+        params += [*topics, limit]
         rows = self._query(statement, params)
         convert = self.dialect.convert_originator_id
         return [
@@ -487,12 +464,11 @@ class DjangoTrackingRecorder(DjangoRecorder, TrackingRecorder):
     def __init__(self, application_name: str, **kwargs: Any) -> None:
         super().__init__(application_name, **kwargs)
         self.tracking_table = self.tables.tracking
-        qualified = self.dialect.qualify(self.tracking_table)
         self._insert_tracking_statement = self.dialect.insert_tracking_statement(
             self.tracking_table
         )
-        self._max_tracking_id_statement = (
-            f"SELECT notification_id FROM {qualified} WHERE application_name = %s"
+        self._max_tracking_id_statement = self.dialect.max_tracking_id_statement(
+            self.tracking_table
         )
 
     def _own_tables(self) -> list[tuple[Kind, str]]:
@@ -522,11 +498,12 @@ class DjangoTrackingRecorder(DjangoRecorder, TrackingRecorder):
         self._retrying_connect(write)
 
     def _insert_tracking(self, cursor: CursorWrapper, tracking: Tracking) -> None:
-        cursor.execute(
+        if not self.dialect.advance_tracking(
+            cursor,
             self._insert_tracking_statement,
-            [tracking.application_name, tracking.notification_id],
-        )
-        if cursor.fetchone() is None:
+            tracking.application_name,
+            tracking.notification_id,
+        ):
             msg = (
                 f"Tracking of {tracking.application_name!r} is already at or past "
                 f"notification {tracking.notification_id}"

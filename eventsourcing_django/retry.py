@@ -32,10 +32,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from django.db import utils as django_errors
 
 from eventsourcing_django.errors import ConnectionLostError, DatabaseUnavailableError
+
+# Defined with the package's other errors; importable from here as before.
+from eventsourcing_django.errors import (
+    InvalidRetrySettingError as InvalidRetrySettingError,
+)
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -51,10 +55,6 @@ DEFAULT_RETRY_DELAY = 0.1
 #: The longest wait between two attempts, whatever the first one: a server that
 #: comes back is used again within about a second.
 MAX_RETRY_DELAY = 1.0
-
-
-class InvalidRetrySettingError(ImproperlyConfigured, ValueError):
-    """EVENTSOURCING_RETRIES or EVENTSOURCING_RETRY_DELAY is not usable."""
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from eventsourcing.persistence import PersistenceError
+# Defined with the package's other errors; importable from here as before.
+from eventsourcing_django.errors import (
+    InvalidApplicationNameError as InvalidApplicationNameError,
+)
+from eventsourcing_django.errors import InvalidSchemaNameError as InvalidSchemaNameError
+from eventsourcing_django.vocabulary import KINDS
 
 # PostgreSQL keeps at most 63 bytes of an identifier and silently truncates the
 # rest, so two long application names could end up sharing one table.
@@ -13,15 +18,7 @@ MAX_IDENTIFIER_BYTES = 63
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_]+")
 
-SUFFIXES = ("events", "snapshots", "tracking")
-
-
-class InvalidApplicationNameError(PersistenceError, ValueError):
-    """An application name that cannot give safe table names."""
-
-
-class InvalidSchemaNameError(PersistenceError, ValueError):
-    """A schema name that is not a safe identifier."""
+SUFFIXES = KINDS
 
 
 def check_identifier(name: str, *, what: str) -> None:

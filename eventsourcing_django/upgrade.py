@@ -31,10 +31,13 @@ from uuid import UUID
 from django.db import connections, transaction
 from eventsourcing.persistence import NotSupportedError
 
-from eventsourcing_django.builder import Kind
 from eventsourcing_django.conf import schema_for_application, tenant_schema
 from eventsourcing_django.ddl import create_table
 from eventsourcing_django.dialects import Dialect, dialect_for
+
+# Defined with the package's other errors; importable from here as before.
+from eventsourcing_django.errors import NoSharedTablesError as NoSharedTablesError
+from eventsourcing_django.errors import UpgradeError as UpgradeError
 from eventsourcing_django.legacy import (
     COPY_SQL,
     EVENTS_TABLE,
@@ -47,6 +50,7 @@ from eventsourcing_django.legacy import (
 )
 from eventsourcing_django.routers import alias_for_application
 from eventsourcing_django.tables import ApplicationTables, check_schema_name
+from eventsourcing_django.vocabulary import Kind
 
 if TYPE_CHECKING:
     from django.db.backends.utils import CursorWrapper
@@ -57,14 +61,6 @@ DEFAULT_BATCH_SIZE = 50_000
 
 #: Larger than any ``uid`` (PostgreSQL's bigint, SQLite's integer).
 _MAX_UID = 2**63 - 1
-
-
-class UpgradeError(Exception):
-    """The upgrade cannot go on; the message says why and what to do."""
-
-
-class NoSharedTablesError(UpgradeError):
-    """The alias has none of the shared tables of eventsourcing-django 0.x."""
 
 
 @dataclass(frozen=True)
@@ -577,6 +573,7 @@ def plan_upgrade(
     if batch_size < 1:
         msg = f"The batch size must be 1 or more, got {batch_size}."
         raise UpgradeError(msg)
+    _check_upgradable(alias)
     present = shared_tables_on(alias)
     if EVENTS_TABLE not in present:
         msg = (
@@ -616,6 +613,18 @@ def plan_upgrade(
         else:
             plan.copies.append(placed)
     return plan
+
+
+def _check_upgradable(alias: str) -> None:
+    """Refuse, before any SQL, a database the upgrade has no statements for."""
+    vendor = connections[alias].vendor
+    if vendor not in COPY_SQL:
+        msg = (
+            f"Database {alias!r} is {vendor}: upgrading from eventsourcing-django "
+            f"0.x is supported on {' and '.join(sorted(COPY_SQL))} only. Upgrade "
+            "there, or recreate the applications' events on this database."
+        )
+        raise UpgradeError(msg)
 
 
 def _found_name(name: str, found: dict[str, LegacyApplication], alias: str) -> str:
@@ -668,6 +677,7 @@ def _place(
         dialect = dialect_for(connections[alias], schema=schema)
     except NotSupportedError as e:
         raise UpgradeError(f"Application {name!r}: {e}.") from e
+    _check_upgradable(alias)
     return ApplicationCopy(
         application,
         legacy_alias=legacy_alias,

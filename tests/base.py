@@ -49,6 +49,12 @@ def is_postgres(alias: str = "default") -> bool:
     return connections[alias].vendor == "postgresql"
 
 
+def can_upgrade_from_0x(alias: str = "default") -> bool:
+    """Whether eventsourcing_upgrade runs on ``alias`` (not on MariaDB, where it
+    refuses: tests/mariadb/test_upgrade_refused.py)."""
+    return connections[alias].vendor in ("postgresql", "sqlite")
+
+
 def table_names(alias: str, schema: str | None = None) -> set[str]:
     """The per-application tables on ``alias``, in ``schema`` or the search path."""
     connection = connections[alias]

@@ -13,6 +13,9 @@ from tests.base import POSTGRES_ONLY, is_postgres
 # Tests of PostgreSQL-only behaviour are collected only when the suite runs on
 # PostgreSQL (ESDJ_DATABASE=postgres); the CI runs it on every database and driver.
 collect_ignore_glob = []
+# Likewise tests/mariadb/ on MariaDB only (ESDJ_DATABASE=mariadb).
+if os.environ.get("ESDJ_DATABASE") != "mariadb":
+    collect_ignore_glob.append("mariadb/*")
 if os.environ.get("ESDJ_DATABASE") != "postgres":
     collect_ignore_glob.append("postgres/*")
 elif os.environ.get("ESDJ_PG_DRIVER") == "psycopg2":

@@ -8,6 +8,7 @@ from django.apps import apps
 from django.core.checks import CheckMessage, run_checks
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
+from django.db import connections
 from django.test import SimpleTestCase, override_settings
 
 from eventsourcing_django.checks import TAG, check_declarations, check_settings
@@ -144,7 +145,8 @@ class TestSystemChecks(SimpleTestCase):
 
 
 class TestSchemaOnSQLiteCheck(SimpleTestCase):
-    __test__ = not is_postgres()  # Collected on SQLite only: it is about SQLite.
+    # Collected on SQLite and MariaDB only: it is about databases without schemas.
+    __test__ = not is_postgres()
 
     @override_settings(
         DATABASE_ROUTERS=[ROUTER],
@@ -154,7 +156,8 @@ class TestSchemaOnSQLiteCheck(SimpleTestCase):
     def test_E007_a_schema_for_an_application_on_sqlite(self) -> None:
         [error] = check_settings()
         self.assertEqual(error.id, "eventsourcing_django.E007")
-        self.assertIn("database 'other' (sqlite), which has no schemas", error.msg)
+        vendor = connections["other"].vendor
+        self.assertIn(f"database 'other' ({vendor}), which has no schemas", error.msg)
 
 
 class TestSchemaOnPostgreSQLCheck(SimpleTestCase):

@@ -317,9 +317,9 @@ class TestTablesInASchema(DjangoDBTestCase):
 
 
 class TestNoSchemaOptionOnSQLite(DjangoDBTestCase):
-    __test__ = not is_postgres()  # Collected on SQLite only: it is about SQLite.
+    __test__ = not is_postgres()  # Collected on SQLite and MariaDB: no schemas.
 
     def test_schema_option_is_refused(self) -> None:
-        with self.assertRaisesRegex(CommandError, "SQLite has no schemas"):
+        with self.assertRaisesRegex(CommandError, "(SQLite|MariaDB) has no schemas"):
             run("eventsourcing_tables", "create", "Universe", "--schema=events")
         self.assertEqual(table_names("default"), set())

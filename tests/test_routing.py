@@ -223,10 +223,12 @@ class TestSchemaPinning(DjangoDBTestCase):
 
 
 class TestNoSchemasOnSQLite(DjangoDBTestCase):
-    __test__ = not is_postgres()  # Collected on SQLite only: it is about SQLite.
+    __test__ = not is_postgres()  # Collected on SQLite and MariaDB: no schemas.
 
     @override_settings(EVENTSOURCING_SCHEMAS={"Universe": "es_universe"})
     def test_pinning_an_application_to_a_schema_is_refused(self) -> None:
-        with self.assertRaisesRegex(NotSupportedError, "SQLite has no schemas"):
+        with self.assertRaisesRegex(
+            NotSupportedError, "(SQLite|MariaDB) has no schemas"
+        ):
             Universe()
         self.assertEqual(table_names("default"), set())

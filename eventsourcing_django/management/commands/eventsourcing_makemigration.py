@@ -35,7 +35,6 @@ from eventsourcing.projection import EventSourcedProjection
 from eventsourcing.system import ProcessApplication
 from eventsourcing.utils import Environment, resolve_topic, strtobool
 
-from eventsourcing_django.builder import Kind
 from eventsourcing_django.factory import Factory
 from eventsourcing_django.operations import (
     ApplicationTablesOperation,
@@ -44,6 +43,7 @@ from eventsourcing_django.operations import (
 )
 from eventsourcing_django.projections import projection_specs
 from eventsourcing_django.tables import InvalidApplicationNameError
+from eventsourcing_django.vocabulary import KINDS, Kind
 
 
 class Command(BaseCommand):
@@ -259,7 +259,7 @@ class Command(BaseCommand):
             if not kinds:
                 continue
             _, _, kwargs = op.deconstruct()
-            for kind in ("events", "snapshots", "tracking"):
+            for kind in KINDS:
                 kwargs[kind] = kind in kinds
             missing.append(CreateApplicationTables(op.application_name, **kwargs))
         return missing

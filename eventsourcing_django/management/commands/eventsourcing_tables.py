@@ -20,13 +20,13 @@ from eventsourcing.persistence import NotSupportedError, PersistenceError
 from eventsourcing.utils import Environment
 
 from eventsourcing_django.applications import declaration, is_declared
-from eventsourcing_django.builder import Kind
 from eventsourcing_django.conf import tenant_schema
 from eventsourcing_django.ddl import create_table, drop_table
 from eventsourcing_django.dialects import Dialect, dialect_for
 from eventsourcing_django.errors import check_database_alias
 from eventsourcing_django.factory import Factory
 from eventsourcing_django.tables import ApplicationTables, check_schema_name
+from eventsourcing_django.vocabulary import KINDS, Kind
 
 
 def _environment(application_name: str) -> Environment:
@@ -120,7 +120,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.verbosity: int = options["verbosity"]
-        every_kind: tuple[Kind, ...] = ("events", "snapshots", "tracking")
+        every_kind: tuple[Kind, ...] = KINDS
         kinds = [kind for kind in every_kind if options[kind]]
         if not kinds:
             msg = "--no-events, --no-snapshots and --no-tracking leave no table."
