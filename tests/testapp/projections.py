@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
+from django.db import connections
 from django.db.models import F
 from eventsourcing.dispatch import singledispatchmethod
 from eventsourcing.persistence import Tracking
@@ -50,10 +51,15 @@ class WorldSummaryView(DjangoProjectionView):
             rows[world_id].history_length += len(whats)
             rows[world_id].last_what = whats[-1]
         # Cheaper than bulk_update's CASE per row, which Django builds slowly.
+        # MySQL's ON DUPLICATE KEY takes no conflict target: Django refuses
+        # unique_fields there, and the primary key is the only unique key.
+        features = connections[self.using].features
         objects.bulk_create(
             rows.values(),
             update_conflicts=True,
-            unique_fields=["world_id"],
+            unique_fields=(
+                ["world_id"] if features.supports_update_conflicts_with_target else None
+            ),
             update_fields=["history_length", "last_what"],
         )
 
