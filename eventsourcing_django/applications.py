@@ -152,6 +152,10 @@ def _text(value: str | float | bool) -> str:
     return str(value)
 
 
+def _name_of(application: str | type[Application[Any]]) -> str:
+    return application if isinstance(application, str) else application.name
+
+
 def declarations() -> dict[str, ApplicationDeclaration]:
     """Every declared application, by name."""
     value = getattr(settings, APPLICATIONS_SETTING, None)
@@ -171,7 +175,7 @@ def declarations() -> dict[str, ApplicationDeclaration]:
 
 def declaration(application: str | type[Application[Any]]) -> ApplicationDeclaration:
     """The declaration of an application, given its name or its class."""
-    name = application if isinstance(application, str) else application.name
+    name = _name_of(application)
     declared = declarations()
     try:
         return declared[name]
@@ -187,7 +191,7 @@ def declaration(application: str | type[Application[Any]]) -> ApplicationDeclara
 
 
 def is_declared(application: str | type[Application[Any]]) -> bool:
-    name = application if isinstance(application, str) else application.name
+    name = _name_of(application)
     return name in declarations()
 
 
@@ -205,11 +209,15 @@ def get_application(application: str | type[A]) -> A:
     only one instance is ever built), and closed when the process exits. Pass
     the application's name, or its class for a typed result.
     """
-    decl = declaration(application)
+    # Views call this on every request: a built instance is found by its name
+    # alone, without reading the setting again (changing the setting forgets
+    # the instances, see _on_setting_changed).
+    name = _name_of(application)
     try:
-        return cast("A", _instances[decl.name])
+        return cast("A", _instances[name])
     except KeyError:
         pass
+    decl = declaration(application)
     global _atexit_registered
     with _lock:
         if decl.name not in _instances:
