@@ -12,7 +12,6 @@ commit in order.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -39,8 +38,6 @@ if TYPE_CHECKING:
     from eventsourcing_django.dcb_subscription import DjangoDCBSubscription
     from eventsourcing_django.vocabulary import Kind
 
-logger = logging.getLogger(__name__)
-
 
 class DjangoDCBRecorder(DjangoRecorder, DCBRecorder):
     """Stores a DCB application's tagged events in ``<name>_dcb``."""
@@ -55,7 +52,6 @@ class DjangoDCBRecorder(DjangoRecorder, DCBRecorder):
         # The lock statements, to send with the append in one round trip.
         self._lock_prefix = "".join(f"{s}; " for s in self.sql.lock_statements)
         self.channel = self.dialect.channel_name(self.events_table)
-        self._notify_statement = self.dialect.notify_statement(self.channel)
         self._subscriptions: set[DjangoDCBSubscription] = set()
 
     def _own_tables(self) -> list[tuple[Kind, str]]:
@@ -71,21 +67,24 @@ class DjangoDCBRecorder(DjangoRecorder, DCBRecorder):
         limit: int | None = None,
     ) -> DCBReadResponse:
         items = query.items if query is not None else []
-        statement, params = self.sql.select(items, after or 0, limit)
+        if limit is None:
+            statement, params = self.sql.select_with_head(items, after or 0)
+        else:
+            statement, params = self.sql.select(items, after or 0, limit)
 
-        def read() -> tuple[int | None, list[Any]]:
-            head = None
+        def read() -> list[Any]:
             with self._read() as cursor:
-                if limit is None:
-                    # Before the events: a later head could pass over an event
-                    # that matches and was committed after the events were read.
-                    cursor.execute(self.sql.max_position)
-                    row = cursor.fetchone()
-                    head = row[0] if row else None
                 cursor.execute(statement, params)
-                return head, cursor.fetchall()
+                rows: list[Any] = cursor.fetchall()
+                return rows
 
-        head, rows = self._retrying_reads(read)
+        rows = self._retrying_reads(read)
+        head = None
+        if limit is None:
+            # The last row is the head's (see DCBStatements.select_with_head);
+            # a database may give the union's rows in another order.
+            rows = sorted(rows, key=lambda r: (r[1] is None, r[0] or 0))
+            head = rows.pop()[0]
         events = [
             DCBSequencedEvent(
                 event=DCBEvent(
@@ -156,7 +155,7 @@ class DjangoDCBRecorder(DjangoRecorder, DCBRecorder):
                 # query as one transaction and commits it: one round trip.
                 with connection.cursor() as cursor:
                     position = self._append(cursor, events, rows, conflicts)
-                    self._after_commit(cursor=cursor)
+                self._after_commit()
                 return position
             # Inside the caller's atomic block, the events are theirs to commit.
             outer = connection.in_atomic_block
@@ -254,22 +253,11 @@ class DjangoDCBRecorder(DjangoRecorder, DCBRecorder):
             "match the query were appended after the given position"
         )
 
-    def _after_commit(self, cursor: CursorWrapper | None = None) -> None:
-        """Wake subscriptions here, and with NOTIFY in other sessions (after
-        the commit, as DjangoApplicationRecorder does, for the same reason)."""
+    def _after_commit(self) -> None:
+        """Wake subscriptions in this process (other sessions are woken by the
+        NOTIFY among the dialect's lock statements, where it has one)."""
         for subscription in list(self._subscriptions):
             subscription.wake()
-        if self._notify_statement is None:
-            return
-        try:
-            if cursor is not None:
-                cursor.execute(self._notify_statement)
-            else:
-                with self._read() as own_cursor:
-                    own_cursor.execute(self._notify_statement)
-        except Exception:
-            # The events are committed: report, do not fail the append.
-            logger.exception("NOTIFY after appending to %s failed", self.events_table)
 
     def subscribe(
         self, query: DCBQuery | None = None, *, after: int | None = None

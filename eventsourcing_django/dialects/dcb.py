@@ -90,6 +90,17 @@ class DCBStatements:
             params.append(limit)
         return statement, params
 
+    def select_with_head(self, items: Sequence[DCBQueryItem], after: int) -> Statement:
+        """:meth:`select` without a limit, and a last row whose type is NULL and
+        whose position is the last position of all (the head), in one
+        statement: one round trip, and one snapshot for both."""
+        statement, params = self.select(items, after, None)
+        return (
+            f"SELECT * FROM ({statement}) AS s UNION ALL "
+            f"SELECT MAX(position), NULL, NULL, NULL FROM {self.events}",
+            params,
+        )
+
     def _by_tags(self, item: DCBQueryItem, after: int, columns: str) -> Statement:
         """Events with all the tags of ``item`` (and one of its types)."""
         first, *others = dict.fromkeys(item.tags)

@@ -311,6 +311,14 @@ class PostgresDCBStatements(DCBStatements):
 
     appends_in_one_statement = True
 
+    def __init__(self, dialect: Dialect, events_table: str, *args: Any) -> None:
+        super().__init__(dialect, events_table, *args)
+        channel = dialect.quote(dialect.channel_name(events_table))
+        # NOTIFY in the append's transaction, as eventsourcing.dcb.postgres_tt
+        # does: after the commit, it would cost a round trip per append (see
+        # docs/decisions.md, issue 14). Delivered at commit only.
+        self.lock_statements = [*self.lock_statements, f"NOTIFY {channel}"]
+
     def append(self, rows: Sequence[Row], conflicts: Statement | None) -> Statement:
         unless = "" if conflicts is None else f" WHERE NOT EXISTS ({conflicts[0]})"
         statement = (
