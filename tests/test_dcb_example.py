@@ -9,6 +9,7 @@ from pathlib import Path
 from eventsourcing.persistence import IntegrityError
 
 from tests.base import DjangoDBTestCase, table_names
+from tests.testapp import courses
 from tests.testapp.courses import (
     CourseFullError,
     Courses,
@@ -29,6 +30,13 @@ def test_the_readme_shows_the_example_as_it_is() -> None:
 
 
 class TestCourses(DjangoDBTestCase):
+    def test_the_readme_usage_runs(self) -> None:
+        readme = (ROOT / "README.md").read_text()
+        (usage,) = re.findall(r"<!-- dcb-usage -->\n```python\n(.*?)```", readme, re.S)
+        namespace = dict(vars(courses))
+        exec(compile(usage, "README.md", "exec"), namespace)
+        self.assertEqual(namespace["app"].students_of(namespace["maths"]), ["Ada"])
+
     def test_students_join_courses_within_both_limits(self) -> None:
         app = Courses()
         self.assertTrue({"courses_dcb", "courses_dcb_tags"} <= table_names("default"))
