@@ -5,7 +5,9 @@ Set ``PERSISTENCE_MODULE=eventsourcing_django`` (or the legacy
 application's environment. The factory gives each application its own tables,
 named after the application, on the database alias chosen by ``DJANGO_DB_ALIAS``
 or by the database routers (``EVENTSOURCING_DATABASES``), in the PostgreSQL schema
-chosen by ``DJANGO_SCHEMA`` or ``EVENTSOURCING_SCHEMAS``, if any.
+chosen by ``DJANGO_SCHEMA`` or ``EVENTSOURCING_SCHEMAS``, if any. It is also a
+``DCBInfrastructureFactory``: a ``DCBApplication`` (``eventsourcing.dcb``) gets its
+recorder from :meth:`Factory.dcb_recorder` (see dcb.py).
 """
 
 from __future__ import annotations
