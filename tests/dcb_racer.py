@@ -1,10 +1,11 @@
-"""A process of test_dcb_race: joins its students to one course, racing others.
+"""A process of test_dcb_race: joins its students to courses, racing others.
 
-Run as ``python -m tests.dcb_racer GO_FILE COURSE_ID STUDENT_ID...`` from the
-project root, with the environment of the test run (it uses the run's test
-databases). It reads every enrolment first, waits for GO_FILE, then decides and
-saves each, reading again after a lost race. It prints "ready" when it is
-connected, then one JSON line of counts.
+Run as ``python -m tests.dcb_racer GO_PREFIX COURSE_ID:STUDENT_ID,... ...`` from
+the project root, with the environment of the test run (it uses the run's test
+databases): one argument per race. It prints "ready" when it is connected; for
+each race it waits for the file GO_PREFIX<n>, reads every enrolment, decides and
+saves each (reading again after a lost race), and prints one JSON line of
+counts.
 """
 
 from __future__ import annotations
@@ -30,14 +31,8 @@ from tests.testapp.courses import (  # noqa: E402
 )
 
 
-def main(go_file: str, course_id: str, student_ids: list[str]) -> None:
-    app = Courses()
+def race(app: Courses, course_id: str, student_ids: list[str]) -> dict[str, int]:
     counts = {"joined": 0, "full": 0, "conflicts": 0}
-    # Connected and warmed up before the start.
-    app.repository.get(course_id)
-    print("ready", flush=True)
-    while not Path(go_file).exists():
-        time.sleep(0.001)
     for student_id in student_ids:
         while True:
             enrolment = app.repository.get_group(Enrolment, student_id, course_id)
@@ -55,8 +50,21 @@ def main(go_file: str, course_id: str, student_ids: list[str]) -> None:
                 continue
             counts["joined"] += 1
             break
-    print(json.dumps(counts), flush=True)
+    return counts
+
+
+def main(go_prefix: str, races: list[str]) -> None:
+    app = Courses()
+    # Connected and warmed up before the first start.
+    app.recorder.read(limit=1)
+    print("ready", flush=True)
+    for n, spec in enumerate(races):
+        course_id, students = spec.split(":", 1)
+        while not Path(f"{go_prefix}{n}").exists():
+            time.sleep(0.001)
+        counts = race(app, course_id, students.split(","))
+        print(json.dumps(counts), flush=True)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], sys.argv[3:])
+    main(sys.argv[1], sys.argv[2:])

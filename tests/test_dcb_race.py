@@ -20,20 +20,23 @@ ROOT = Path(__file__).resolve().parent.parent
 PROCESSES = 4
 STUDENTS = 40
 PLACES = 10
-REPEATS = 3
+RACES = 3
 
 
 class TestRaceForPlaces(DjangoDBTestCase):
-    def test_exactly_ten_of_forty_students_join(self) -> None:
+    def test_exactly_ten_of_forty_students_join_every_time(self) -> None:
         app = Courses()
-        conflicts = 0
-        for repeat in range(REPEATS):
-            course_id = app.register_course(f"Course {repeat}", places=PLACES)
+        races = []
+        for n in range(RACES):
+            course_id = app.register_course(f"Course {n}", places=PLACES)
             students = [
-                app.register_student(f"Student {i}", max_courses=REPEATS)
+                app.register_student(f"Student {i}", max_courses=RACES)
                 for i in range(STUDENTS)
             ]
-            counts = self.race(course_id, students)
+            races.append((course_id, students))
+        results = self.race(races)
+        conflicts = 0
+        for (course_id, _), counts in zip(races, results, strict=True):
             self.assertEqual(sum(c["joined"] for c in counts), PLACES, counts)
             self.assertEqual(sum(c["full"] for c in counts), STUDENTS - PLACES)
             conflicts += sum(c["conflicts"] for c in counts)
@@ -42,30 +45,31 @@ class TestRaceForPlaces(DjangoDBTestCase):
             self.assertEqual(len(set(course.student_ids)), PLACES)
         # The processes did race: some decisions lost to others.
         self.assertGreater(conflicts, 0)
-        # Positions are contiguous: 1 + 40 + 10 events per repeat.
+        # Positions are contiguous: a course and 40 students per race, then
+        # 10 students joined in each.
         events = list(app.recorder.read())
-        self.assertEqual(
-            [e.position for e in events],
-            list(range(1, 1 + REPEATS * (1 + STUDENTS + PLACES))),
-        )
-        joined = app.recorder.read(
-            DCBQuery([DCBQueryItem(types=[events[-1].event.type])])
-        )
-        self.assertEqual(len(list(joined)), REPEATS * PLACES)
+        total = RACES * (1 + STUDENTS + PLACES)
+        self.assertEqual([e.position for e in events], list(range(1, total + 1)))
+        joined = DCBQuery([DCBQueryItem(types=[events[-1].event.type])])
+        self.assertEqual(len(list(app.recorder.read(joined))), RACES * PLACES)
 
-    def race(self, course_id: str, students: list[str]) -> list[dict[str, int]]:
+    def race(self, races: list[tuple[str, list[str]]]) -> list[list[dict[str, int]]]:
+        """Run the races in four processes; each one's counts, per race."""
+        share = STUDENTS // PROCESSES
         with tempfile.TemporaryDirectory() as directory:
-            go = Path(directory) / "go"
-            share = STUDENTS // PROCESSES
+            go = str(Path(directory) / "go")
             processes = [
                 subprocess.Popen(
                     [
                         sys.executable,
                         "-m",
                         "tests.dcb_racer",
-                        str(go),
-                        course_id,
-                        *students[n * share : (n + 1) * share],
+                        go,
+                        *(
+                            f"{course}:"
+                            + ",".join(students[n * share : (n + 1) * share])
+                            for course, students in races
+                        ),
                     ],
                     cwd=ROOT,
                     env=os.environ.copy(),
@@ -75,16 +79,20 @@ class TestRaceForPlaces(DjangoDBTestCase):
                 for n in range(PROCESSES)
             ]
             try:
+                results = []
                 # Each has set Django up and connected: all start at once.
                 for p in processes:
                     assert p.stdout is not None
                     self.assertEqual(p.stdout.readline().strip(), "ready")
-                go.touch()
-                outputs = [p.communicate(timeout=120)[0] for p in processes]
+                for n in range(len(races)):
+                    Path(f"{go}{n}").touch()
+                    results.append(
+                        [json.loads(p.stdout.readline()) for p in processes]  # type: ignore[union-attr]
+                    )
+                for p in processes:
+                    self.assertEqual(p.wait(timeout=60), 0)
             finally:
                 for p in processes:
                     p.kill()
                     p.wait()
-        for p in processes:
-            self.assertEqual(p.returncode, 0)
-        return [json.loads(out.strip().splitlines()[-1]) for out in outputs]
+        return results
