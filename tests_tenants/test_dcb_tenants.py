@@ -16,7 +16,11 @@ from eventsourcing.dcb.api import (
 )
 from eventsourcing.persistence import IntegrityError
 
-from eventsourcing_django.tenants import get_application, get_tenant_application
+from eventsourcing_django.tenants import (
+    empty_cloned_tables,
+    get_application,
+    get_tenant_application,
+)
 from tests.testapp.courses import CourseFullError, Courses
 from tests_tenants.test_tenants import count_rows
 
@@ -79,3 +83,15 @@ def test_the_example_runs_per_tenant_from_any_thread() -> None:
     assert count_rows("tenant_a", "courses_dcb") == 4
     assert count_rows("tenant_c", "courses_dcb") == 3
     assert count_rows("public", "courses_dcb") == 0
+
+
+def test_a_cloned_schemas_dcb_tables_are_emptied_and_positions_restart() -> None:
+    # What django-tenants' cloning leaves (rows and a sequence from the
+    # template) is what empty_cloned_tables undoes, told by the tables' comments.
+    a = get_tenant_application(Courses, "tenant_a")
+    a.recorder.append([DCBEvent("E", b"1", ["t"]), DCBEvent("E", b"2", ["t"])])
+    emptied = empty_cloned_tables("tenant_a")
+    assert {"courses_dcb", "courses_dcb_tags"} <= set(emptied)
+    assert count_rows("tenant_a", "courses_dcb_tags") == 0
+    assert list(a.recorder.read()) == []
+    assert a.recorder.append([DCBEvent("E", b"3", ["t"])]) == 1
