@@ -1138,12 +1138,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--measure",
-        choices=["all", "recorders", "upgrade", "projections", "http"],
+        choices=["all", "recorders", "upgrade", "projections", "http", "dcb"],
         default="all",
         help=(
             "the recorders against native ones, the upgrade from 0.x, "
-            "projections, requests through a threaded server (PostgreSQL), or all"
+            "projections, requests through a threaded server (PostgreSQL), "
+            "DCB against eventsourcing.dcb.postgres_tt (PostgreSQL), or all"
         ),
+    )
+    parser.add_argument(
+        "--dcb-events",
+        type=int,
+        default=0,
+        help="with --measure dcb: also fill ours with this many DCB events "
+        "(e.g. 1000000), time reads by tag and show their plans",
     )
     parser.add_argument("--pg-host", default="127.0.0.1")
     parser.add_argument("--pg-port", type=int, default=5432)
@@ -1155,6 +1163,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
     return args
+
+
+def run_dcb_measurements(run: Run, args: argparse.Namespace) -> None:
+    """DCB against eventsourcing.dcb.postgres_tt (benchmarks/bench_dcb.py)."""
+    from bench_dcb import dcb_table, run_dcb, run_dcb_million
+
+    results = run_dcb(run, args.rounds, args.scale)
+    print("\n" + dcb_table(results, args.scale), flush=True)
+    if args.dcb_events:
+        print("\n" + run_dcb_million(run, args.dcb_events), flush=True)
 
 
 def raise_on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -1204,6 +1222,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                 projections = run_projections(run, vendor, args.rounds, sizes)
                 tables.append(projections_table(vendor, projections, sizes))
                 print("\n" + tables[-1], flush=True)
+        if args.measure in ("all", "dcb") and "postgres" in vendors:
+            run_dcb_measurements(run, args)
     if args.measure in ("all", "http") and "postgres" in vendors:
         from bench_http import run_http
 

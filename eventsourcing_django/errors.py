@@ -16,7 +16,7 @@ from django.db import connections
 from django.db import utils as django_errors
 from eventsourcing import persistence
 
-from eventsourcing_django.vocabulary import KINDS
+from eventsourcing_django.vocabulary import DCB_KINDS, KINDS
 
 if TYPE_CHECKING:
     from eventsourcing_django.vocabulary import Kind
@@ -124,6 +124,10 @@ def missing_table_message(
     application's tracking, snapshots turned on later) only the missing ones.
     """
     kinds = {kind for kind, _ in missing}
+    if kinds <= set(DCB_KINDS):
+        return _missing_dcb_message(
+            application_name, missing, alias, schema, tenant_schema=tenant_schema
+        )
     create: set[Kind] = set(KINDS) if "events" in kinds else kinds
     only = create != set(KINDS)
     arguments = [repr(application_name)]
@@ -164,6 +168,39 @@ def missing_table_message(
         f"'{migrate}', or with 'manage.py eventsourcing_tables create "
         f"{' '.join(options)}', or let the factory create "
         f"{'it' if len(create) == 1 else 'them'} at start-up (application env "
+        "CREATE_TABLE=y, the default)"
+    )
+
+
+def _migrate_command(alias: str, schema: str | None, *, tenant_schema: bool) -> str:
+    if tenant_schema:
+        # django-tenants runs each tenant's migrations; plain migrate does not.
+        return f"manage.py migrate_schemas --schema {schema}"
+    return "manage.py migrate" + ("" if alias == "default" else f" --database {alias}")
+
+
+def _missing_dcb_message(
+    application_name: str,
+    missing: Sequence[tuple[Kind, str]],
+    alias: str,
+    schema: str | None,
+    *,
+    tenant_schema: bool,
+) -> str:
+    """:func:`missing_table_message` for a DCB application's tables."""
+    options = [application_name, f"--database {alias}"]
+    if schema:
+        options.append(f"--schema {schema}")
+    where = f"database {alias!r}" + (f", schema {schema!r}" if schema else "")
+    migrate = _migrate_command(alias, schema, tenant_schema=tenant_schema)
+    return (
+        f"{', '.join(repr(t) for _, t in missing)} of DCB application "
+        f"{application_name!r} not found in {where}. Create the tables with the "
+        f"migration operation CreateDCBTables({application_name!r}) from "
+        "eventsourcing_django.operations ('manage.py eventsourcing_makemigration "
+        f"<app_label> <application topic>' writes it) and run '{migrate}', or "
+        f"with 'manage.py eventsourcing_tables create --dcb {' '.join(options)}', "
+        "or let the factory create them at start-up (application env "
         "CREATE_TABLE=y, the default)"
     )
 

@@ -5,7 +5,9 @@ Set ``PERSISTENCE_MODULE=eventsourcing_django`` (or the legacy
 application's environment. The factory gives each application its own tables,
 named after the application, on the database alias chosen by ``DJANGO_DB_ALIAS``
 or by the database routers (``EVENTSOURCING_DATABASES``), in the PostgreSQL schema
-chosen by ``DJANGO_SCHEMA`` or ``EVENTSOURCING_SCHEMAS``, if any.
+chosen by ``DJANGO_SCHEMA`` or ``EVENTSOURCING_SCHEMAS``, if any. It is also a
+``DCBInfrastructureFactory``: a ``DCBApplication`` (``eventsourcing.dcb``) gets its
+recorder from :meth:`Factory.dcb_recorder` (see dcb.py).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from typing import Any, TypeVar, cast
 
 from django.db import connections
+from eventsourcing.dcb.persistence import DCBInfrastructureFactory
 from eventsourcing.persistence import (
     AggregateRecorder,
     ApplicationRecorder,
@@ -23,6 +26,7 @@ from eventsourcing.utils import Environment, EnvType, resolve_topic, strtobool
 
 from eventsourcing_django.builder import OriginatorIDType
 from eventsourcing_django.conf import schema_for_application, tenant_schema
+from eventsourcing_django.dcb import DjangoDCBRecorder
 from eventsourcing_django.errors import check_database_alias
 from eventsourcing_django.recorders import (
     DjangoAggregateRecorder,
@@ -39,8 +43,12 @@ TDjangoTrackingRecorder = TypeVar(
 R = TypeVar("R", bound=DjangoRecorder)
 
 
-class Factory(InfrastructureFactory[DjangoTrackingRecorder]):
-    """Builds recorders that store one application's events through Django."""
+class Factory(
+    InfrastructureFactory[DjangoTrackingRecorder],
+    DCBInfrastructureFactory[DjangoTrackingRecorder],
+):
+    """Builds recorders that store one application's events through Django,
+    for ordinary applications and for DCB applications (``eventsourcing.dcb``)."""
 
     DJANGO_DB_ALIAS = "DJANGO_DB_ALIAS"
     DJANGO_SCHEMA = "DJANGO_SCHEMA"
@@ -52,6 +60,7 @@ class Factory(InfrastructureFactory[DjangoTrackingRecorder]):
     application_recorder_class = DjangoApplicationRecorder
     tracking_recorder_class = DjangoTrackingRecorder
     process_recorder_class = DjangoProcessRecorder
+    dcb_recorder_class = DjangoDCBRecorder
 
     def __init__(self, env: Environment | EnvType | None):
         super().__init__(env)
@@ -179,6 +188,10 @@ class Factory(InfrastructureFactory[DjangoTrackingRecorder]):
             DjangoProcessRecorder,
         )
         return self._construct(cls)
+
+    def dcb_recorder(self) -> DjangoDCBRecorder:
+        """The recorder of a DCB application's tagged events (``<name>_dcb``)."""
+        return self._construct(type(self).dcb_recorder_class)
 
 
 __all__ = ["Factory"]

@@ -43,7 +43,7 @@ from eventsourcing_django.upgrade import (
     drop_legacy_tables,
     plan_upgrade,
 )
-from eventsourcing_django.vocabulary import KINDS, Kind, OriginatorIDType
+from eventsourcing_django.vocabulary import DCB_KINDS, KINDS, Kind, OriginatorIDType
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -257,6 +257,104 @@ class DropApplicationTables(ApplicationTablesOperation):
         return f"drop_{self.tables.prefix}_tables"
 
 
+class DCBTablesOperation(ApplicationTablesOperation):
+    """What creating and dropping a DCB application's tables share: both its
+    tables (``<name>_dcb`` and ``<name>_dcb_tags``), always together."""
+
+    def __init__(self, application_name: str, schema: str | None = None) -> None:
+        super().__init__(
+            application_name,
+            events=False,
+            snapshots=False,
+            tracking=False,
+            schema=schema,
+        )
+
+    @property
+    def kinds(self) -> list[Kind]:
+        return list(DCB_KINDS)
+
+    def deconstruct(self) -> tuple[str, Sequence[Any], dict[str, Any]]:
+        kwargs: dict[str, Any] = {}
+        if self.schema is not None:
+            kwargs["schema"] = self.schema
+        return (self.__class__.__qualname__, [self.application_name], kwargs)
+
+    def _tables_description(self) -> str:
+        where = f" in schema {self.schema}" if self.schema else ""
+        return f"DCB events and tags{where}"
+
+
+class CreateDCBTables(DCBTablesOperation):
+    """Create a DCB application's tables (``eventsourcing.dcb``); reversed,
+    drop them."""
+
+    category = OperationCategory.ADDITION
+
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        self._create(app_label, schema_editor)
+
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        self._drop(app_label, schema_editor)
+
+    def describe(self) -> str:
+        return (
+            f"Create tables of DCB application {self.application_name} "
+            f"({self._tables_description()})"
+        )
+
+    @property
+    def migration_name_fragment(self) -> str:
+        return f"create_{self.tables.prefix}_dcb_tables"
+
+
+class DropDCBTables(DCBTablesOperation):
+    """Drop a DCB application's tables, and its events with them; reversed,
+    create them again (empty)."""
+
+    category = OperationCategory.REMOVAL
+
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        self._drop(app_label, schema_editor)
+
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        self._create(app_label, schema_editor)
+
+    def describe(self) -> str:
+        return (
+            f"Drop tables of DCB application {self.application_name} "
+            f"({self._tables_description()})"
+        )
+
+    @property
+    def migration_name_fragment(self) -> str:
+        return f"drop_{self.tables.prefix}_dcb_tables"
+
+
 class UpgradeFromSharedTables(Operation):
     """Copy applications from the shared tables of eventsourcing-django 0.x into
     their own tables, as ``manage.py eventsourcing_upgrade`` does.
@@ -363,6 +461,8 @@ class UpgradeFromSharedTables(Operation):
 
 __all__ = [
     "CreateApplicationTables",
+    "CreateDCBTables",
     "DropApplicationTables",
+    "DropDCBTables",
     "UpgradeFromSharedTables",
 ]

@@ -10,7 +10,7 @@ from eventsourcing_django.errors import (
     InvalidApplicationNameError as InvalidApplicationNameError,
 )
 from eventsourcing_django.errors import InvalidSchemaNameError as InvalidSchemaNameError
-from eventsourcing_django.vocabulary import KINDS
+from eventsourcing_django.vocabulary import DCB_KINDS, KINDS
 
 # PostgreSQL keeps at most 63 bytes of an identifier and silently truncates the
 # rest, so two long application names could end up sharing one table.
@@ -18,7 +18,7 @@ MAX_IDENTIFIER_BYTES = 63
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_]+")
 
-SUFFIXES = KINDS
+SUFFIXES = KINDS + DCB_KINDS
 
 
 def check_identifier(name: str, *, what: str) -> None:
@@ -108,6 +108,19 @@ class ApplicationTables:
     @property
     def tracking(self) -> str:
         return f"{self.prefix}_tracking"
+
+    # A DCB application's tables. Their suffixes are no longer than
+    # "_snapshots", so the name rule above holds for them too.
+
+    @property
+    def dcb(self) -> str:
+        """Tagged events of a DCB application, numbered by position."""
+        return f"{self.prefix}_dcb"
+
+    @property
+    def dcb_tags(self) -> str:
+        """One row per tag of each event in :attr:`dcb`, for reads by tag."""
+        return f"{self.prefix}_dcb_tags"
 
     def for_purpose(self, purpose: str) -> str:
         """The table for an aggregate recorder's purpose ("events", "snapshots")."""

@@ -15,7 +15,7 @@ from django.db import connections
 from django.db.migrations.recorder import MigrationRecorder
 from django.test import TransactionTestCase, override_settings
 
-SUFFIXES = ("_events", "_snapshots", "_tracking")
+SUFFIXES = ("_events", "_snapshots", "_tracking", "_dcb", "_dcb_tags")
 
 #: Why some test classes are collected on PostgreSQL only.
 POSTGRES_ONLY = "SQLite has no schemas"

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from django.db.backends.utils import CursorWrapper
     from eventsourcing.persistence import StoredEvent
 
+    from eventsourcing_django.dialects.dcb import DCBStatements
     from eventsourcing_django.vocabulary import Kind, OriginatorIDType
 
 
@@ -44,6 +45,9 @@ class Dialect(ABC):
     poll_interval: ClassVar[float] = 0.1
     #: The most rows one insert statement may carry (bound by parameter limits).
     max_insert_rows: ClassVar[int] = 100_000
+    #: The longest type or tag a DCB application's tables take, in characters
+    #: (None: any length); a longer one is refused before anything is written.
+    max_dcb_key_chars: ClassVar[int | None] = None
 
     def __init__(
         self,
@@ -90,6 +94,14 @@ class Dialect(ABC):
     def reset_statements(self, kind: Kind, table: str) -> list[tuple[str, list[Any]]]:
         """Empty ``table`` as when it was created (IDs from 1, markers kept)."""
         return self.truncate_table_statements(table)
+
+    def dcb_statements(
+        self, events_table: str, tags_table: str, lock_timeout: float
+    ) -> DCBStatements:
+        """The statements of a DCB application's tables (see dialects/dcb.py)."""
+        from eventsourcing_django.dialects.dcb import DCBStatements
+
+        return DCBStatements(self, events_table, tags_table, lock_timeout)
 
     def marked_tables(self, cursor: CursorWrapper) -> list[tuple[Kind, str]]:
         """Our tables in this dialect's schema, as their comments tell."""

@@ -57,9 +57,35 @@ class MySQLDialect(Dialect):
         features: Any = self.connection.features
         return "UUID" if features.has_native_uuid_field else "CHAR(32)"
 
+    #: Types and tags are keys of indexes, which InnoDB bounds at 3072 bytes:
+    #: VARCHAR(512) in utf8mb4 is at most 2048.
+    max_dcb_key_chars = 512
+
+    def _lock_table_statement(self) -> str:
+        return (
+            f"CREATE TABLE IF NOT EXISTS {self.quote(MYSQL_LOCK_TABLE)} "
+            "(name VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL "
+            "PRIMARY KEY) ENGINE=InnoDB"
+        )
+
     def create_table_statements(self, kind: Kind, table: str) -> list[str]:
         t = self.qualify(table)
         comment = f" COMMENT='{TABLE_COMMENT_PREFIX}{kind}'"
+        if kind == "dcb":
+            return [
+                self._lock_table_statement(),
+                f"CREATE TABLE IF NOT EXISTS {t} (position BIGINT NOT NULL "
+                "AUTO_INCREMENT PRIMARY KEY, type VARCHAR(512) NOT NULL, "
+                "data LONGBLOB NOT NULL, tags LONGTEXT NOT NULL, "
+                "KEY type_position (type, position))" + self._TABLE_OPTIONS + comment,
+            ]
+        if kind == "dcb_tags":
+            return [
+                f"CREATE TABLE IF NOT EXISTS {t} (tag VARCHAR(512) NOT NULL, "
+                "position BIGINT NOT NULL, PRIMARY KEY (tag, position))"
+                + self._TABLE_OPTIONS
+                + comment
+            ]
         if kind == "tracking":
             return [
                 f"CREATE TABLE IF NOT EXISTS {t} (application_name VARCHAR(255) "
@@ -85,12 +111,7 @@ class MySQLDialect(Dialect):
             + comment
         ]
         if kind == "events":
-            statements.insert(
-                0,
-                f"CREATE TABLE IF NOT EXISTS {self.quote(MYSQL_LOCK_TABLE)} "
-                "(name VARCHAR(64) CHARACTER SET ascii COLLATE ascii_bin NOT NULL "
-                "PRIMARY KEY) ENGINE=InnoDB",
-            )
+            statements.insert(0, self._lock_table_statement())
         return statements
 
     def truncate_table_statements(self, table: str) -> list[tuple[str, list[Any]]]:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from django.db import utils as django_errors
 
 from eventsourcing_django.dialects.base import TABLE_COMMENT_PREFIX, Dialect
+from eventsourcing_django.dialects.dcb import DCBStatements, Row, Statement
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -65,6 +66,23 @@ class PostgresDialect(Dialect):
         # it when it clones a schema: see tenants.py).
         t = self.qualify(table)
         comment = f"COMMENT ON TABLE {t} IS '{TABLE_COMMENT_PREFIX}{kind}'"
+        if kind == "dcb":
+            # The position is the key; reads by type alone use (type, position).
+            index = self.quote(f"{table}_type")
+            return [
+                f"CREATE TABLE IF NOT EXISTS {t} (position bigserial PRIMARY KEY, "
+                "type text NOT NULL, data bytea NOT NULL, tags text NOT NULL)"
+                + self._STORAGE,
+                f"CREATE INDEX IF NOT EXISTS {index} ON {t} (type, position)",
+                comment,
+            ]
+        if kind == "dcb_tags":
+            return [
+                f"CREATE TABLE IF NOT EXISTS {t} (tag text NOT NULL, "
+                "position bigint NOT NULL, PRIMARY KEY (tag, position))"
+                + self._STORAGE,
+                comment,
+            ]
         if kind == "tracking":
             return [
                 f"CREATE TABLE IF NOT EXISTS {t} (application_name text, "
@@ -106,10 +124,11 @@ class PostgresDialect(Dialect):
             # The notification IDs start at 1 again (a schema cloned by
             # django-tenants has its sequence set from the template's).
             (
-                "SELECT setval(pg_get_serial_sequence(%s, 'notification_id'), "
-                "1, false) FROM pg_attribute WHERE attrelid = to_regclass(%s) "
-                "AND attname = 'notification_id'",
-                [t, t],
+                "SELECT setval(pg_get_serial_sequence(%s, attname), 1, false) "
+                "FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+                "AND attname IN ('notification_id', 'position') "
+                "AND pg_get_serial_sequence(%s, attname) IS NOT NULL",
+                [t, t, t],
             ),
         ]
 
@@ -127,7 +146,7 @@ class PostgresDialect(Dialect):
             "AND obj_description(c.oid, 'pg_class') LIKE %s",
             [self.schema, TABLE_COMMENT_PREFIX + "%"],
         )
-        kinds = {"events", "snapshots", "tracking"}
+        kinds = {"events", "snapshots", "tracking", "dcb", "dcb_tags"}
         found: list[tuple[Kind, str]] = []
         for comment, table in cursor.fetchall():
             kind = comment[len(TABLE_COMMENT_PREFIX) :]
@@ -200,6 +219,11 @@ class PostgresDialect(Dialect):
             f"SET LOCAL lock_timeout = '{int(lock_timeout * 1000)}ms'",
             f"LOCK TABLE {self.qualify(table)} IN EXCLUSIVE MODE",
         ]
+
+    def dcb_statements(
+        self, events_table: str, tags_table: str, lock_timeout: float
+    ) -> DCBStatements:
+        return PostgresDCBStatements(self, events_table, tags_table, lock_timeout)
 
     def notify_statement(self, channel: str) -> str | None:
         return f"NOTIFY {self.quote(channel)}"
@@ -274,3 +298,44 @@ class PostgresDialect(Dialect):
             and type(exc) is ValueError
             and "NUL (0x00)" in str(exc)
         )
+
+
+class PostgresDCBStatements(DCBStatements):
+    """Condition and both inserts in one statement, after the table lock.
+
+    The events go as three arrays, unnested into rows in order; the tags rows
+    are made on the server from the JSON of the rows just inserted. The
+    statement's snapshot is taken after LOCK TABLE: no writer can come between
+    the check and the insert.
+    """
+
+    appends_in_one_statement = True
+
+    def __init__(self, dialect: Dialect, events_table: str, *args: Any) -> None:
+        super().__init__(dialect, events_table, *args)
+        channel = dialect.quote(dialect.channel_name(events_table))
+        # NOTIFY in the append's transaction, as eventsourcing.dcb.postgres_tt
+        # does: after the commit, it would cost a round trip per append (see
+        # docs/decisions.md, issue 14). Delivered at commit only.
+        self.lock_statements = [*self.lock_statements, f"NOTIFY {channel}"]
+
+    def append(self, rows: Sequence[Row], conflicts: Statement | None) -> Statement:
+        unless = "" if conflicts is None else f" WHERE NOT EXISTS ({conflicts[0]})"
+        statement = (
+            "WITH new AS (SELECT * FROM unnest(%s::text[], %s::bytea[], %s::text[]) "
+            f"WITH ORDINALITY AS n (type, data, tags, i){unless}), "
+            f"ins AS (INSERT INTO {self.events} (type, data, tags) "
+            "SELECT type, data, tags FROM new ORDER BY i RETURNING position, tags), "
+            f"tagged AS (INSERT INTO {self.tags} (tag, position) "
+            "SELECT DISTINCT j.tag, ins.position FROM ins, "
+            "json_array_elements_text(ins.tags::json) AS j (tag)) "
+            "SELECT MAX(position) FROM ins"
+        )
+        params: list[Any] = [
+            [r[0] for r in rows],
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+        ]
+        if conflicts is not None:
+            params += conflicts[1]
+        return statement, params

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing_django.dialects.base import Dialect
+from eventsourcing_django.dialects.dcb import DCBStatements
 
 if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
@@ -33,6 +34,19 @@ class SQLiteDialect(Dialect):
 
     def create_table_statements(self, kind: Kind, table: str) -> list[str]:
         t = self.qualify(table)
+        if kind == "dcb":
+            index = self.quote(f"{table}_type")
+            return [
+                f"CREATE TABLE IF NOT EXISTS {t} (position INTEGER NOT NULL "
+                "PRIMARY KEY AUTOINCREMENT, type TEXT NOT NULL, data BLOB NOT NULL, "
+                "tags TEXT NOT NULL)",
+                f"CREATE INDEX IF NOT EXISTS {index} ON {t} (type, position)",
+            ]
+        if kind == "dcb_tags":
+            return [
+                f"CREATE TABLE IF NOT EXISTS {t} (tag TEXT NOT NULL, "
+                "position INTEGER NOT NULL, PRIMARY KEY (tag, position)) WITHOUT ROWID"
+            ]
         if kind == "tracking":
             return [
                 f"CREATE TABLE IF NOT EXISTS {t} (application_name TEXT NOT NULL "
@@ -80,6 +94,11 @@ class SQLiteDialect(Dialect):
     # 4 parameters a row, and SQLite allows 32766 parameters a statement.
     max_insert_rows = 1000
 
+    def dcb_statements(
+        self, events_table: str, tags_table: str, lock_timeout: float
+    ) -> DCBStatements:
+        return SQLiteDCBStatements(self, events_table, tags_table, lock_timeout)
+
     def adapt_originator_id(self, originator_id: UUID | str) -> Any:
         # Django's UUIDField keeps 32 hex digits on SQLite; so does the library.
         return originator_id.hex if isinstance(originator_id, UUID) else originator_id
@@ -100,3 +119,10 @@ class SQLiteDialect(Dialect):
         # SQLite has one writer at a time per file; waiting here instead of in
         # its busy handler keeps threads of this process from timing out.
         return self._locked()
+
+
+class SQLiteDCBStatements(DCBStatements):
+    # A statement that writes takes the database's write lock before it reads:
+    # the check in the insert cannot be overtaken by another process, even in
+    # a transaction begun DEFERRED (Django's default).
+    condition_in_insert = True

@@ -11,7 +11,9 @@ migration::
 The tables are chosen from the class: events always, snapshots when the class
 enables snapshotting (``is_snapshotting_enabled``, ``snapshotting_intervals``, or
 ``IS_SNAPSHOTTING_ENABLED`` in its ``env``), tracking for process applications and
-event-sourced projections; a projection's view gets its tracking table only. Only
+event-sourced projections; a projection's view gets its tracking table only; a
+DCB application (``eventsourcing.dcb``) gets its two tables, with
+:class:`~eventsourcing_django.operations.CreateDCBTables`. Only
 the class (and the projection's ``env`` in settings) is read, not the environment
 of the shell that runs the command, so the same code always writes the same
 migration.
@@ -31,6 +33,7 @@ from django.db.migrations.autodetector import MigrationAutodetector
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.writer import MigrationWriter
 from eventsourcing.application import Application
+from eventsourcing.dcb.application import DCBApplication
 from eventsourcing.projection import EventSourcedProjection
 from eventsourcing.system import ProcessApplication
 from eventsourcing.utils import Environment, resolve_topic, strtobool
@@ -39,7 +42,10 @@ from eventsourcing_django.factory import Factory
 from eventsourcing_django.operations import (
     ApplicationTablesOperation,
     CreateApplicationTables,
+    CreateDCBTables,
+    DCBTablesOperation,
     DropApplicationTables,
+    DropDCBTables,
 )
 from eventsourcing_django.projections import projection_specs
 from eventsourcing_django.tables import InvalidApplicationNameError
@@ -139,7 +145,7 @@ class Command(BaseCommand):
 
     def _operation(
         self, topic: str, *, with_snapshots: bool
-    ) -> CreateApplicationTables:
+    ) -> ApplicationTablesOperation:
         try:
             cls = resolve_topic(topic)
         except Exception as e:
@@ -148,8 +154,13 @@ class Command(BaseCommand):
                 "as 'package.module:ClassName'."
             )
             raise CommandError(msg) from e
+        if isinstance(cls, type) and issubclass(cls, DCBApplication):
+            return self._dcb_operation(topic, cls)
         if not (isinstance(cls, type) and issubclass(cls, Application)):
-            msg = f"{topic!r} is not a subclass of eventsourcing's Application."
+            msg = (
+                f"{topic!r} is not a subclass of eventsourcing's Application "
+                "or DCBApplication."
+            )
             raise CommandError(msg)
         return self._application_operation(
             topic, cls, dict(cls.env), with_snapshots=with_snapshots
@@ -175,6 +186,16 @@ class Command(BaseCommand):
         return self._create(
             label, cls.name, env, events=True, snapshots=snapshots, tracking=tracking
         )
+
+    def _dcb_operation(self, topic: str, cls: type[DCBApplication]) -> CreateDCBTables:
+        env = Environment(cls.name, dict(cls.env))
+        try:
+            return CreateDCBTables(
+                cls.name, schema=env.get(Factory.DJANGO_SCHEMA) or None
+            )
+        except (InvalidApplicationNameError, ValueError) as e:
+            msg = f"{topic}: {e}"
+            raise CommandError(msg) from e
 
     def _projection_operation(
         self, name: str, *, with_snapshots: bool
@@ -235,8 +256,8 @@ class Command(BaseCommand):
             raise CommandError(msg) from e
 
     def _still_missing(
-        self, loader: MigrationLoader, wanted: list[CreateApplicationTables]
-    ) -> list[CreateApplicationTables]:
+        self, loader: MigrationLoader, wanted: list[ApplicationTablesOperation]
+    ) -> list[ApplicationTablesOperation]:
         """The operations still needed, after what existing migrations do."""
         created: dict[tuple[str, str | None], set[Kind]] = {}
         seen: set[tuple[str, str]] = set()
@@ -248,15 +269,18 @@ class Command(BaseCommand):
                 for op in loader.graph.nodes[node].operations:
                     if isinstance(op, ApplicationTablesOperation):
                         kinds = created.setdefault((op.tables.prefix, op.schema), set())
-                        if isinstance(op, DropApplicationTables):
+                        if isinstance(op, DropApplicationTables | DropDCBTables):
                             kinds.difference_update(op.kinds)
                         else:
                             kinds.update(op.kinds)
-        missing = []
+        missing: list[ApplicationTablesOperation] = []
         for op in wanted:
             present = created.get((op.tables.prefix, op.schema), set())
             kinds = set(op.kinds) - present
             if not kinds:
+                continue
+            if isinstance(op, DCBTablesOperation):
+                missing.append(op)  # Both tables, always.
                 continue
             _, _, kwargs = op.deconstruct()
             for kind in KINDS:

@@ -26,7 +26,7 @@ from eventsourcing_django.dialects import Dialect, dialect_for
 from eventsourcing_django.errors import check_database_alias
 from eventsourcing_django.factory import Factory
 from eventsourcing_django.tables import ApplicationTables, check_schema_name
-from eventsourcing_django.vocabulary import KINDS, Kind
+from eventsourcing_django.vocabulary import DCB_KINDS, KINDS, Kind
 
 
 def _environment(application_name: str) -> Environment:
@@ -55,7 +55,8 @@ class _Target:
 class Command(BaseCommand):
     help = (
         "Creates, drops or lists the tables of eventsourcing applications "
-        "(<name>_events, <name>_snapshots, <name>_tracking), without migrations."
+        "(<name>_events, <name>_snapshots, <name>_tracking; with --dcb, a DCB "
+        "application's <name>_dcb and <name>_dcb_tags), without migrations."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -103,6 +104,14 @@ class Command(BaseCommand):
             help="Leave the tracking tables alone.",
         )
         parser.add_argument(
+            "--dcb",
+            action="store_true",
+            help=(
+                "The tables of DCB applications (eventsourcing.dcb): <name>_dcb "
+                "and <name>_dcb_tags, instead of the others."
+            ),
+        )
+        parser.add_argument(
             "--originator-id-type",
             choices=["uuid", "text"],
             help=(
@@ -122,6 +131,11 @@ class Command(BaseCommand):
         self.verbosity: int = options["verbosity"]
         every_kind: tuple[Kind, ...] = KINDS
         kinds = [kind for kind in every_kind if options[kind]]
+        if options["dcb"]:
+            if len(kinds) < len(KINDS):
+                msg = "--dcb takes a DCB application's tables, both: no --no-* with it."
+                raise CommandError(msg)
+            kinds = list(DCB_KINDS)
         if not kinds:
             msg = "--no-events, --no-snapshots and --no-tracking leave no table."
             raise CommandError(msg)
