@@ -29,12 +29,27 @@ def open_connections() -> int:
 
 
 def wait_for_connections(expected: int, timeout: float = 5.0) -> int:
+    """The count once it is ``expected``, or after ``timeout`` what it is then."""
     deadline = time.monotonic() + timeout
     count = open_connections()
-    while count > expected and time.monotonic() < deadline:
+    while count != expected and time.monotonic() < deadline:
         time.sleep(0.05)
         count = open_connections()
     return count
+
+
+def settled_connections(timeout: float = 5.0) -> int:
+    """The count once it stops changing: sessions that earlier tests (or their
+    processes) are still closing are gone from it."""
+    deadline = time.monotonic() + timeout
+    last = open_connections()
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        count = open_connections()
+        if count == last:
+            return count
+        last = count
+    return last
 
 
 class TestDriver(DjangoDBTestCase):
@@ -50,7 +65,7 @@ class TestWorkerThreadConnections(DjangoDBTestCase):
     def test_many_threads_share_a_bounded_number_and_leave_none_open(self) -> None:
         recorder = DjangoApplicationRecorder("Busy")
         recorder.create_table()
-        before = open_connections()
+        before = settled_connections()
         peak = 0
         done = threading.Event()
 
@@ -88,12 +103,13 @@ class TestWorkerThreadConnections(DjangoDBTestCase):
     def test_a_subscription_closes_its_connections_when_stopped(self) -> None:
         recorder = DjangoApplicationRecorder("Subscribed")
         recorder.create_table()
-        before = open_connections()
+        before = settled_connections()
         with recorder.subscribe(gt=None) as subscription:
             recorder.insert_events([StoredEvent(uuid4(), 1, "t", b"s")])
             self.assertEqual(next(subscription).id, 1)
-            # A listening connection and a pulling connection.
-            self.assertEqual(open_connections(), before + 2)
+            # A listening connection and a pulling connection (the listener's
+            # thread may still be connecting when the first event arrives).
+            self.assertEqual(wait_for_connections(before + 2), before + 2)
         self.assertEqual(wait_for_connections(before), before)
 
 
