@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.db import connections
@@ -35,33 +35,39 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-class DjangoSubscription(ListenNotifySubscription["DjangoApplicationRecorder"]):
-    def __init__(
-        self,
-        recorder: DjangoApplicationRecorder,
-        gt: int | None = None,
-        topics: Sequence[str] = (),
-    ) -> None:
-        # Set before the base class starts the pull thread, which reads them.
-        self.poll_interval = recorder.dialect.poll_interval
-        self._listen_thread: threading.Thread | None = None
-        super().__init__(recorder=recorder, gt=gt, topics=topics)
-        recorder._subscriptions.add(self)
-        if recorder.dialect.can_listen and not self._has_been_stopped:
+class PullsAndListens:
+    """The threads of our subscriptions, over the library's base classes (of
+    notification logs and of DCB applications): a pull thread that reconnects
+    and resumes, and a LISTEN thread where the dialect can listen."""
+
+    # Set by the library's base classes.
+    _recorder: Any
+    _has_been_notified: threading.Event
+    _has_been_stopped: bool
+    _thread_error: BaseException | None
+    _listen_thread: threading.Thread | None
+    _pull: Callable[[], None]
+    poll_interval: float
+
+    def _start_listening(self) -> None:
+        """Register with the recorder, and start the LISTEN thread if the
+        dialect has LISTEN (call at the end of ``__init__``)."""
+        self._recorder._subscriptions.add(self)
+        if self._recorder.dialect.can_listen and not self._has_been_stopped:
             self._listen_thread = threading.Thread(target=self._listen, daemon=True)
             self._listen_thread.start()
 
     def wake(self) -> None:
-        """Make the pull thread look for new notifications now."""
+        """Make the pull thread look for new events now."""
         self._has_been_notified.set()
 
     def stop(self) -> None:
         self._recorder._subscriptions.discard(self)
-        super().stop()
+        super().stop()  # type: ignore[misc]
 
     def __exit__(self, *args: object, **kwargs: Any) -> None:
         try:
-            super().__exit__(*args, **kwargs)
+            super().__exit__(*args, **kwargs)  # type: ignore[misc]
         finally:
             if self._listen_thread is not None:
                 self._listen_thread.join()
@@ -146,3 +152,19 @@ class DjangoSubscription(ListenNotifySubscription["DjangoApplicationRecorder"]):
                 thread,
                 lasted,
             )
+
+
+class DjangoSubscription(
+    PullsAndListens, ListenNotifySubscription["DjangoApplicationRecorder"]
+):
+    def __init__(
+        self,
+        recorder: DjangoApplicationRecorder,
+        gt: int | None = None,
+        topics: Sequence[str] = (),
+    ) -> None:
+        # Set before the base class starts the pull thread, which reads them.
+        self.poll_interval = recorder.dialect.poll_interval
+        self._listen_thread = None
+        super().__init__(recorder=recorder, gt=gt, topics=topics)
+        self._start_listening()
