@@ -285,29 +285,9 @@ class DCBTablesOperation(ApplicationTablesOperation):
         return f"DCB events and tags{where}"
 
 
-class CreateDCBTables(DCBTablesOperation):
+class CreateDCBTables(DCBTablesOperation, CreateApplicationTables):
     """Create a DCB application's tables (``eventsourcing.dcb``); reversed,
     drop them."""
-
-    category = OperationCategory.ADDITION
-
-    def database_forwards(
-        self,
-        app_label: str,
-        schema_editor: BaseDatabaseSchemaEditor,
-        from_state: ProjectState,
-        to_state: ProjectState,
-    ) -> None:
-        self._create(app_label, schema_editor)
-
-    def database_backwards(
-        self,
-        app_label: str,
-        schema_editor: BaseDatabaseSchemaEditor,
-        from_state: ProjectState,
-        to_state: ProjectState,
-    ) -> None:
-        self._drop(app_label, schema_editor)
 
     def describe(self) -> str:
         return (
@@ -320,29 +300,9 @@ class CreateDCBTables(DCBTablesOperation):
         return f"create_{self.tables.prefix}_dcb_tables"
 
 
-class DropDCBTables(DCBTablesOperation):
+class DropDCBTables(DCBTablesOperation, DropApplicationTables):
     """Drop a DCB application's tables, and its events with them; reversed,
     create them again (empty)."""
-
-    category = OperationCategory.REMOVAL
-
-    def database_forwards(
-        self,
-        app_label: str,
-        schema_editor: BaseDatabaseSchemaEditor,
-        from_state: ProjectState,
-        to_state: ProjectState,
-    ) -> None:
-        self._drop(app_label, schema_editor)
-
-    def database_backwards(
-        self,
-        app_label: str,
-        schema_editor: BaseDatabaseSchemaEditor,
-        from_state: ProjectState,
-        to_state: ProjectState,
-    ) -> None:
-        self._create(app_label, schema_editor)
 
     def describe(self) -> str:
         return (

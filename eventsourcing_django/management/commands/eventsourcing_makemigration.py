@@ -45,7 +45,6 @@ from eventsourcing_django.operations import (
     CreateDCBTables,
     DCBTablesOperation,
     DropApplicationTables,
-    DropDCBTables,
 )
 from eventsourcing_django.projections import projection_specs
 from eventsourcing_django.tables import InvalidApplicationNameError
@@ -269,7 +268,7 @@ class Command(BaseCommand):
                 for op in loader.graph.nodes[node].operations:
                     if isinstance(op, ApplicationTablesOperation):
                         kinds = created.setdefault((op.tables.prefix, op.schema), set())
-                        if isinstance(op, DropApplicationTables | DropDCBTables):
+                        if isinstance(op, DropApplicationTables):
                             kinds.difference_update(op.kinds)
                         else:
                             kinds.update(op.kinds)
