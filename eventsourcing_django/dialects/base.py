@@ -44,6 +44,14 @@ class Dialect(ABC):
     poll_interval: ClassVar[float] = 0.1
     #: The most rows one insert statement may carry (bound by parameter limits).
     max_insert_rows: ClassVar[int] = 100_000
+    #: Whether recorders may run their statements on the driver's own cursor of
+    #: an open connection (the short path: see recorders.py), with
+    #: :meth:`raw_statement`'s text, rather than through Django's cursor.
+    short_path: ClassVar[bool] = True
+    #: The statement that starts a write transaction on the driver's connection
+    #: in the short path, or None if writes take Django's ``atomic()`` there
+    #: (or, on PostgreSQL, go as one statement in autocommit mode).
+    begin_write_statement: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -69,6 +77,11 @@ class Dialect(ABC):
         if self.schema is None:
             return self.quote(table)
         return f"{self.quote(self.schema)}.{self.quote(table)}"
+
+    def raw_statement(self, statement: str) -> str:
+        """``statement`` (with Django's ``%s`` placeholders) as the driver's own
+        cursor takes it."""
+        return statement
 
     # DDL ---------------------------------------------------------------------
 
