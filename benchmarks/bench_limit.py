@@ -30,6 +30,8 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import Environment, EnvType
 
+from eventsourcing_django.dialects.postgresql import PostgresDialect
+
 #: As eventsourcing_django's PostgresDialect: up to this many rows in VALUES,
 #: beyond as four unnested arrays.
 MAX_VALUES_ROWS = 32
@@ -67,6 +69,8 @@ class LimitRecorder(ApplicationRecorder):
         )
 
     def create_table(self) -> None:
+        # Our tables, storage parameters included (they decide how often
+        # autovacuum analyzes the table while it grows).
         t = f'"{self.table}"'
         with self.connection.cursor() as cursor:
             cursor.execute(
@@ -74,6 +78,7 @@ class LimitRecorder(ApplicationRecorder):
                 "originator_version bigint NOT NULL, topic text, state bytea, "
                 "notification_id bigserial, "
                 "PRIMARY KEY (originator_id, originator_version))"
+                + PostgresDialect._STORAGE
             )
             cursor.execute(
                 f'CREATE UNIQUE INDEX IF NOT EXISTS "{self.table}_nid_idx" '

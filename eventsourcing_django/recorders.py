@@ -11,7 +11,7 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property, partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from django.db import connections, transaction
 from eventsourcing.persistence import (
@@ -85,6 +85,9 @@ class DjangoRecorder:
             schema=self.schema,
             originator_id_type=originator_id_type,
         )
+        # For the log of retries (made once: not per call).
+        self._reading = f"Reading {application_name!r} on {using!r}"
+        self._writing = f"Writing {application_name!r} on {using!r}"
 
     @property
     def connection(self) -> BaseDatabaseWrapper:
@@ -159,7 +162,7 @@ class DjangoRecorder:
         note_open(connection)
         return raw
 
-    def _raise(self, connection: BaseDatabaseWrapper, error: BaseException) -> None:
+    def _raise(self, connection: BaseDatabaseWrapper, error: BaseException) -> NoReturn:
         """Raise ``error`` (from the short path) as :meth:`_errors` would."""
         dialect = self.dialect
         with (
@@ -175,7 +178,7 @@ class DjangoRecorder:
         return with_retries(
             read,
             retry_on=(ConnectionLostError, DatabaseUnavailableError),
-            what=f"Reading {self.application_name!r} on {self.using!r}",
+            what=self._reading,
         )
 
     def _retrying_connect(self, write: Callable[[], T]) -> T:
@@ -184,7 +187,7 @@ class DjangoRecorder:
         return with_retries(
             write,
             retry_on=(DatabaseUnavailableError,),
-            what=f"Writing {self.application_name!r} on {self.using!r}",
+            what=self._writing,
         )
 
     def _query(self, statement: str, params: Sequence[Any] = ()) -> list[Any]:
@@ -343,16 +346,12 @@ class DjangoAggregateRecorder(DjangoRecorder, AggregateRecorder):
         params: list[Any] = [self.dialect.adapt_originator_id(originator_id)]
         params += [p for p in (gt, lte, limit) if p is not None]
         rows = self._query(statement, params)
-        convert = self.dialect.convert_originator_id
-        return [
-            StoredEvent(
-                originator_id=convert(row[0]),
-                originator_version=row[1],
-                topic=row[2],
-                state=bytes(row[3]),
-            )
-            for row in rows
-        ]
+        if not rows:
+            return []
+        # One aggregate: its ID converted once (a UUID from SQLite's text).
+        converted = self.dialect.convert_originator_id(rows[0][0])
+        # Positional: originator_id, originator_version, topic, state.
+        return [StoredEvent(converted, row[1], row[2], bytes(row[3])) for row in rows]
 
 
 class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
@@ -436,11 +435,11 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
         one_statement = bool(self._lock_prefix) and dialect.sends_many_statements(raw)
         if begin is None and not one_statement:
             return None
+        cursor = raw.cursor()
         try:
-            with connection.wrap_database_errors:
-                if one_statement:
-                    cursor = raw.cursor()
-                    try:
+            try:
+                with connection.wrap_database_errors:
+                    if one_statement:
                         ids = self._insert_rows(
                             cursor,
                             stored_events,
@@ -448,53 +447,49 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
                             prefix=self._lock_prefix,
                             raw=True,
                         )
-                    finally:
-                        cursor.close()
-                else:
-                    ids = self._insert_in_transaction(raw, begin, stored_events)
-        except Exception as e:
-            self._raise(connection, e)
-        self._after_commit_short(raw, notify=bool(ids))
+                    else:
+                        ids = self._insert_in_transaction(
+                            raw, cursor, begin, stored_events
+                        )
+            except Exception as e:
+                self._raise(connection, e)
+            if self._subscriptions:
+                self._wake_subscriptions()
+            if ids and self._notify_statement:
+                try:
+                    cursor.execute(self._notify_statement)
+                except Exception:
+                    # The events are committed: report, do not fail the insert.
+                    logger.exception(
+                        "NOTIFY after inserting into %s failed", self.table
+                    )
+        finally:
+            cursor.close()
         return ids
 
     def _insert_in_transaction(
-        self, raw: Any, begin: str | None, stored_events: Sequence[StoredEvent]
+        self,
+        raw: Any,
+        cursor: Any,
+        begin: str | None,
+        stored_events: Sequence[StoredEvent],
     ) -> list[int] | None:
         """The rows, in a transaction of their own on the driver's connection."""
         with self.dialect.write_lock():
-            cursor = raw.cursor()
+            cursor.execute(begin)
             try:
-                cursor.execute(begin)
-                try:
-                    ids = self._insert_rows(
-                        cursor,
-                        stored_events,
-                        returning=True,
-                        prefix=self._lock_prefix,
-                        raw=True,
-                    )
-                    raw.commit()
-                except BaseException:
-                    raw.rollback()
-                    raise
-            finally:
-                cursor.close()
+                ids = self._insert_rows(
+                    cursor,
+                    stored_events,
+                    returning=True,
+                    prefix=self._lock_prefix,
+                    raw=True,
+                )
+                raw.commit()
+            except BaseException:
+                raw.rollback()
+                raise
         return ids
-
-    def _after_commit_short(self, raw: Any, *, notify: bool) -> None:
-        """:meth:`_after_commit` on the driver's connection."""
-        if self._subscriptions:
-            self._wake_subscriptions()
-        if notify and self._notify_statement:
-            try:
-                cursor = raw.cursor()
-                try:
-                    cursor.execute(self._notify_statement)
-                finally:
-                    cursor.close()
-            except Exception:
-                # The events are committed: report, do not fail the insert.
-                logger.exception("NOTIFY after inserting into %s failed", self.table)
 
     def _after_commit(
         self, *, notify: bool, cursor: CursorWrapper | None = None
