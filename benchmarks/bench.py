@@ -5,13 +5,18 @@ connections, and the library's native recorders (``eventsourcing.postgres`` on
 psycopg 3, ``eventsourcing.sqlite``) on the same machine; on MariaDB, which the
 library does not serve, ours alone (``--database mariadb``, the server at
 ``--mariadb-host``/``--mariadb-port`` as ``--mariadb-user``, 127.0.0.1, 3306,
-root by default; a password from ``MYSQL_PWD``). The two sides alternate round
-by round (which one goes first swaps every round), and each side starts
-every round on fresh storage: a newly created PostgreSQL database, or a new
-directory of SQLite files in WAL mode (one file per measurement). Both sides are
+root by default; a password from ``MYSQL_PWD``). Two more sides (issue 16):
+on PostgreSQL the *limit* of our design, our statements sent by psycopg 3 alone
+on a dedicated connection (``bench_limit.py``); on SQLite ours with Django's
+default settings (no ``OPTIONS``, column "ours, Django defaults") beside ours
+with the options the README recommended before (WAL, ``IMMEDIATE``). The sides
+of a round run back to back, in an order that rotates every round, and each
+side starts every round on fresh storage: a newly created PostgreSQL database,
+or a new directory of SQLite files (one file per measurement). All sides are
 built as users build them, through ``PERSISTENCE_MODULE`` (``eventsourcing_django``
-with ``DJANGO_DB_ALIAS``, or ``eventsourcing.postgres`` / ``eventsourcing.sqlite``),
-and both use psycopg 3 on PostgreSQL. Measured, for each round and side:
+with ``DJANGO_DB_ALIAS``, ``eventsourcing.postgres`` / ``eventsourcing.sqlite``,
+or ``bench_limit:LimitFactory``), and all use psycopg 3 on PostgreSQL. Measured,
+for each round and side:
 
 * ``insert_events`` throughput (events/s), batches of 1, 10 and 100 events of a
   200-byte state, one writer;
@@ -40,8 +45,11 @@ and both use psycopg 3 on PostgreSQL. Measured, for each round and side:
   measures only this).
 
 The table shows, per measurement, the median over rounds with the range
-(min-max) for each side, the ratio ours/native of the medians, and the project's
-target, if it has one. It is a benchmark, not a test: nothing fails on timings.
+(min-max) for each side, the ratios ours/native, ours/limit (PostgreSQL) and
+defaults/native (SQLite), each the median of the rounds' ratios (the two sides of
+a round ran minutes apart, so a change in the machine's load between rounds
+weighs on both), and the project's targets, met or missed. It is a benchmark,
+not a test: nothing fails on timings.
 
 Run it from the repository root (it measures the ``eventsourcing_django`` found
 next to this directory, and prints the path it imported)::
@@ -1198,6 +1206,11 @@ def verdict(what: str, target: Target, value: float) -> str:
     return f"{what} {sign} {target.bound:g}: {'met' if target.met(value) else 'MISSED'}"
 
 
+def load_average() -> str:
+    """The 1, 5 and 15-minute load averages (the machine's other work)."""
+    return ", ".join(f"{load:.2f}" for load in os.getloadavg())
+
+
 def describe_setup(args: argparse.Namespace, sizes: Sizes) -> str:
     import django
 
@@ -1210,7 +1223,8 @@ def describe_setup(args: argparse.Namespace, sizes: Sizes) -> str:
         [
             f"Python {platform.python_version()}, Django {django.get_version()}, "
             f"eventsourcing {importlib.metadata.version('eventsourcing')}, psycopg "
-            f"{psycopg.__version__} ({psycopg.pq.__impl__}), {os.cpu_count()} CPUs",
+            f"{psycopg.__version__} ({psycopg.pq.__impl__}), {os.cpu_count()} CPUs, "
+            f"load average at the start {load_average()}",
             f"eventsourcing_django from {Path(eventsourcing_django.__file__).parent}",
             f"rounds {args.rounds}; per round and side: inserts {inserts}; "
             f"select_events x{sizes.select_events_calls}; select_notifications "
@@ -1318,6 +1332,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         }
         requests = max(100, int(2000 * args.scale))
         print("\n" + run_http(args.rounds, requests, pg, port=8765), flush=True)
+    print(f"\nload average at the end {load_average()}", flush=True)
 
 
 if __name__ == "__main__":
