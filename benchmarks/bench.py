@@ -955,7 +955,7 @@ def projections_table(
         values = [r[key] for r in results]
         median = statistics.median(values)
         unit = "x" if key.endswith("_x") else "events/s"
-        target = PROJECTION_TARGETS[vendor].get(key)
+        target = PROJECTION_TARGETS.get(vendor, {}).get(key)
         verdict = ""
         if target is not None:
             verdict = (
