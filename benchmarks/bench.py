@@ -5,13 +5,18 @@ connections, and the library's native recorders (``eventsourcing.postgres`` on
 psycopg 3, ``eventsourcing.sqlite``) on the same machine; on MariaDB, which the
 library does not serve, ours alone (``--database mariadb``, the server at
 ``--mariadb-host``/``--mariadb-port`` as ``--mariadb-user``, 127.0.0.1, 3306,
-root by default; a password from ``MYSQL_PWD``). The two sides alternate round
-by round (which one goes first swaps every round), and each side starts
-every round on fresh storage: a newly created PostgreSQL database, or a new
-directory of SQLite files in WAL mode (one file per measurement). Both sides are
+root by default; a password from ``MYSQL_PWD``). Two more sides (issue 16):
+on PostgreSQL the *limit* of our design, our statements sent by psycopg 3 alone
+on a dedicated connection (``bench_limit.py``); on SQLite ours with Django's
+default settings (no ``OPTIONS``, column "ours, Django defaults") beside ours
+with the options the README recommended before (WAL, ``IMMEDIATE``). The sides
+of a round run back to back, in an order that rotates every round, and each
+side starts every round on fresh storage: a newly created PostgreSQL database,
+or a new directory of SQLite files (one file per measurement). All sides are
 built as users build them, through ``PERSISTENCE_MODULE`` (``eventsourcing_django``
-with ``DJANGO_DB_ALIAS``, or ``eventsourcing.postgres`` / ``eventsourcing.sqlite``),
-and both use psycopg 3 on PostgreSQL. Measured, for each round and side:
+with ``DJANGO_DB_ALIAS``, ``eventsourcing.postgres`` / ``eventsourcing.sqlite``,
+or ``bench_limit:LimitFactory``), and all use psycopg 3 on PostgreSQL. Measured,
+for each round and side:
 
 * ``insert_events`` throughput (events/s), batches of 1, 10 and 100 events of a
   200-byte state, one writer;
@@ -40,8 +45,11 @@ and both use psycopg 3 on PostgreSQL. Measured, for each round and side:
   measures only this).
 
 The table shows, per measurement, the median over rounds with the range
-(min-max) for each side, the ratio ours/native of the medians, and the project's
-target, if it has one. It is a benchmark, not a test: nothing fails on timings.
+(min-max) for each side, the ratios ours/native, ours/limit (PostgreSQL) and
+defaults/native (SQLite), each the median of the rounds' ratios (the two sides of
+a round ran minutes apart, so a change in the machine's load between rounds
+weighs on both), and the project's targets, met or missed. It is a benchmark,
+not a test: nothing fails on timings.
 
 Run it from the repository root (it measures the ``eventsourcing_django`` found
 next to this directory, and prints the path it imported)::
@@ -93,9 +101,24 @@ from eventsourcing.utils import Environment
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-Side = Literal["ours", "native"]
+Side = Literal["ours", "native", "limit", "defaults"]
 Vendor = Literal["postgres", "sqlite", "mariadb"]
 SIDES: tuple[Side, Side] = ("ours", "native")
+#: The sides measured per vendor (see sides_for).
+EXTRA_SIDES: dict[str, tuple[Side, ...]] = {
+    # Our statements sent by psycopg alone (bench_limit.py).
+    "postgres": ("limit",),
+    # Ours on a SQLite alias with Django's default settings (no OPTIONS).
+    "sqlite": ("defaults",),
+}
+#: The sides that go through Django (the others build no Django settings).
+DJANGO_SIDES: tuple[Side, ...] = ("ours", "defaults")
+SIDE_TITLES = {
+    "ours": "ours",
+    "native": "library",
+    "limit": "psycopg limit",
+    "defaults": "ours, Django defaults",
+}
 VENDORS: tuple[Vendor, ...] = ("postgres", "sqlite", "mariadb")
 VENDOR_TITLES = {"postgres": "PostgreSQL", "sqlite": "SQLite", "mariadb": "MariaDB"}
 #: The library has no recorders for MariaDB: ours alone is measured there.
@@ -134,6 +157,16 @@ class PgServer:
             "USER": self.user,
             "PASSWORD": self.password,
         }
+
+    def limit_env(self, dbname: str) -> dict[str, str]:
+        dsn = psycopg.conninfo.make_conninfo(
+            host=self.host,
+            port=self.port,
+            user=self.user,
+            password=self.password,
+            dbname=dbname,
+        )
+        return {"PERSISTENCE_MODULE": "bench_limit:LimitFactory", "LIMIT_DSN": dsn}
 
     def native_env(self, dbname: str) -> dict[str, str]:
         return {
@@ -179,7 +212,13 @@ class MariaDBServer:
         }
 
 
+def sqlite_default_settings(path: str) -> dict[str, Any]:
+    """What ``django-admin startproject`` gives: no OPTIONS."""
+    return {"ENGINE": "django.db.backends.sqlite3", "NAME": path}
+
+
 def sqlite_django_settings(path: str) -> dict[str, Any]:
+    """The options the README recommended before issue 16."""
     return {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": path,
@@ -347,6 +386,15 @@ def point_alias(alias: str, name: str) -> None:
     connection.settings_dict["NAME"] = name
 
 
+def point_sqlite_options(alias: str, settings_dict: dict[str, Any]) -> None:
+    """Give the (closed) SQLite ``alias`` the OPTIONS of ``settings_dict``."""
+    from django.db import connections
+
+    connection = connections[alias]
+    connection.close()
+    connection.settings_dict["OPTIONS"] = dict(settings_dict.get("OPTIONS", {}))
+
+
 def close_alias(alias: str) -> None:
     from django.db import connections
 
@@ -397,6 +445,8 @@ class PostgresStorage(Storage):
     def env(self, file: str) -> dict[str, str]:
         if self.side == "native":
             return self.server.native_env(self.dbname)
+        if self.side == "limit":
+            return self.server.limit_env(self.dbname)
         return {
             "PERSISTENCE_MODULE": "eventsourcing_django",
             "DJANGO_DB_ALIAS": "postgres",
@@ -463,16 +513,19 @@ class SQLiteStorage(Storage):
                 "SQLITE_DBNAME": self.path(file),
             }
         point_alias(self.alias, self.path(file))
+        point_sqlite_options(self.alias, self.django_databases(file)[self.alias])
         return {
             "PERSISTENCE_MODULE": "eventsourcing_django",
             "DJANGO_DB_ALIAS": "sqlite",
         }
 
     def django_databases(self, file: str) -> dict[str, dict[str, Any]]:
+        if self.side == "defaults":
+            return {self.alias: sqlite_default_settings(self.path(file))}
         return {self.alias: sqlite_django_settings(self.path(file))}
 
     def close(self) -> None:
-        if self.side == "ours":
+        if self.side in DJANGO_SIDES:
             close_alias(self.alias)
         shutil.rmtree(self.directory, ignore_errors=True)
 
@@ -706,7 +759,7 @@ def measure_writers(
         with application_recorder(name, storage.env(file)):
             pass
     env = {**storage.env(file), "CREATE_TABLE": "no"}
-    ours = storage.side == "ours"
+    ours = storage.side in DJANGO_SIDES
     phases = (1, count, count, 1)
     specs = [
         WriterSpec(
@@ -902,7 +955,7 @@ def projections_table(
         values = [r[key] for r in results]
         median = statistics.median(values)
         unit = "x" if key.endswith("_x") else "events/s"
-        target = PROJECTION_TARGETS[vendor].get(key)
+        target = PROJECTION_TARGETS.get(vendor, {}).get(key)
         verdict = ""
         if target is not None:
             verdict = (
@@ -1007,16 +1060,16 @@ def upgrade_table(vendor: Vendor, results: list[float], events: int) -> str:
 def run_vendor(
     run: Run, vendor: Vendor, rounds: int, sizes: Sizes
 ) -> dict[Side, list[dict[str, float]]]:
-    results: dict[Side, list[dict[str, float]]] = {"ours": [], "native": []}
-    sides = SIDES if vendor in NATIVE_VENDORS else SIDES[:1]
+    sides = sides_for(vendor)
+    results: dict[Side, list[dict[str, float]]] = {side: [] for side in sides}
     for round_no in range(rounds):
-        order = sides if round_no % 2 == 0 else sides[::-1]
+        order = rotated(sides, round_no)
         for side in order:
             started = time.perf_counter()
             with run.storage(vendor, side, round_no) as storage:
                 results[side].append(run_side(storage, sizes))
             print(
-                f"  {VENDOR_TITLES[vendor]} round {round_no + 1}/{rounds} {side:6}"
+                f"  {VENDOR_TITLES[vendor]} round {round_no + 1}/{rounds} {side:8}"
                 f" {time.perf_counter() - started:5.1f} s",
                 file=sys.stderr,
                 flush=True,
@@ -1035,46 +1088,96 @@ def fmt(value: float) -> str:
     return f"{value:.2f}"
 
 
+def sides_for(vendor: Vendor) -> tuple[Side, ...]:
+    """Ours first, then the library's module (if it serves the vendor), then the
+    vendor's extra sides (the psycopg limit, ours with Django's defaults)."""
+    sides: tuple[Side, ...] = SIDES if vendor in NATIVE_VENDORS else SIDES[:1]
+    return sides + EXTRA_SIDES.get(vendor, ())
+
+
+def rotated(sides: tuple[Side, ...], round_no: int) -> tuple[Side, ...]:
+    """The order of the sides in round ``round_no``: each goes first in turn."""
+    shift = round_no % len(sides)
+    return sides[shift:] + sides[:shift]
+
+
+#: The ratios shown per vendor (numerator side, denominator side).
+PAIRS: dict[Vendor, tuple[tuple[Side, Side], ...]] = {
+    "postgres": (("ours", "native"), ("ours", "limit")),
+    "sqlite": (("ours", "native"), ("defaults", "native")),
+    "mariadb": (),
+}
+
+#: Issue 16's targets, on the median of the paired ratios of a pair of sides.
+PAIR_TARGETS: dict[tuple[Side, Side], dict[str, Target]] = {
+    ("ours", "limit"): {
+        "insert_1": Target(0.95),
+        "insert_10": Target(0.95),
+        "insert_100": Target(0.95),
+        "writers_n": Target(0.95),
+    },
+    ("defaults", "native"): {
+        "insert_1": Target(0.9),
+        "insert_10": Target(0.9),
+        "insert_100": Target(0.9),
+        "select_events": Target(1.1, upper=True),
+        "app_round_trip": Target(1.0),
+    },
+}
+
+
+def paired_ratio(
+    results: dict[Side, list[dict[str, float]]], key: str, pair: tuple[Side, Side]
+) -> float | None:
+    """The median over rounds of each round's ratio of the two sides: the sides
+    of one round ran back to back, so a change in the machine's load between
+    rounds weighs on both."""
+    top, bottom = (results.get(side, []) for side in pair)
+    ratios = [t[key] / b[key] for t, b in zip(top, bottom, strict=False) if b[key]]
+    return statistics.median(ratios) if ratios else None
+
+
+def targets_for(vendor: Vendor, pair: tuple[Side, Side]) -> dict[str, Target]:
+    if pair == ("ours", "native"):
+        return {k: t for k, t in TARGETS[vendor].items() if t.on_ratio}
+    return PAIR_TARGETS.get(pair, {})
+
+
 def table(vendor: Vendor, results: dict[Side, list[dict[str, float]]]) -> str:
+    sides = [side for side in sides_for(vendor) if results.get(side)]
+    pairs = [p for p in PAIRS[vendor] if all(results.get(side) for side in p)]
     header = (
         "measurement",
         "unit",
-        "ours median",
-        "ours min-max",
-        "native median",
-        "native min-max",
-        "ours/native",
-        "target",
+        *(f"{SIDE_TITLES[side]} median (min-max)" for side in sides),
+        *(f"{p[0]}/{p[1]}" for p in pairs),
+        "targets",
     )
     lines: list[tuple[str, ...]] = [header]
+    met_or_missed: list[str] = []
     for key, label, unit in ROWS:
-        per_side = {side: [r[key] for r in results[side]] for side in SIDES}
-        ours = per_side["ours"]
-        native = per_side["native"]  # empty on MariaDB
-        median_ours = statistics.median(ours)
-        median_native = statistics.median(native) if native else None
-        ratio = None if median_native is None else median_ours / median_native
-        target = TARGETS[vendor].get(key)
-        verdict = ""
-        if target is not None:
-            value = ratio if target.on_ratio else median_ours
-            if value is not None:
-                met = target.met(value)
-                verdict = f"{target.describe()}: {'met' if met else 'MISSED'}"
-        lines.append(
-            (
-                label,
-                unit,
-                fmt(median_ours),
-                f"{fmt(min(ours))}-{fmt(max(ours))}",
-                "-" if median_native is None else fmt(median_native),
-                f"{fmt(min(native))}-{fmt(max(native))}" if native else "-",
-                "-" if ratio is None else f"{ratio:.2f}",
-                verdict,
+        cells: list[str] = []
+        for side in sides:
+            values = [r[key] for r in results[side]]
+            cells.append(
+                f"{fmt(statistics.median(values))} "
+                f"({fmt(min(values))}-{fmt(max(values))})"
             )
-        )
+        verdicts: list[str] = []
+        target = TARGETS[vendor].get(key)
+        if target is not None and not target.on_ratio:
+            median_ours = statistics.median(r[key] for r in results["ours"])
+            verdicts.append(verdict("ours", target, median_ours))
+        for pair in pairs:
+            ratio = paired_ratio(results, key, pair)
+            cells.append("-" if ratio is None else f"{ratio:.2f}")
+            pair_target = targets_for(vendor, pair).get(key)
+            if pair_target is not None and ratio is not None:
+                verdicts.append(verdict(f"{pair[0]}/{pair[1]}", pair_target, ratio))
+        met_or_missed += verdicts
+        lines.append((label, unit, *cells, "; ".join(verdicts)))
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    numeric = {2, 3, 4, 5, 6}
+    numeric = set(range(2, len(header) - 1))
 
     def render(line: tuple[str, ...]) -> str:
         cells = [
@@ -1084,8 +1187,11 @@ def table(vendor: Vendor, results: dict[Side, list[dict[str, float]]]) -> str:
         return "  ".join(cells).rstrip()
 
     rule = "-" * len(render(header))
+    rounds = len(results["ours"])
+    met = sum("MISSED" not in v for v in met_or_missed)
     out = [
-        f"{VENDOR_TITLES[vendor]} ({len(results['ours'])} rounds)",
+        f"{VENDOR_TITLES[vendor]} ({rounds} rounds; ratios: medians of the rounds' "
+        f"paired ratios; targets met: {met} of {len(met_or_missed)})",
         rule,
         render(header),
         rule,
@@ -1093,6 +1199,16 @@ def table(vendor: Vendor, results: dict[Side, list[dict[str, float]]]) -> str:
     out += [render(line) for line in lines[1:]]
     out.append(rule)
     return "\n".join(out)
+
+
+def verdict(what: str, target: Target, value: float) -> str:
+    sign = "<=" if target.upper else ">="
+    return f"{what} {sign} {target.bound:g}: {'met' if target.met(value) else 'MISSED'}"
+
+
+def load_average() -> str:
+    """The 1, 5 and 15-minute load averages (the machine's other work)."""
+    return ", ".join(f"{load:.2f}" for load in os.getloadavg())
 
 
 def describe_setup(args: argparse.Namespace, sizes: Sizes) -> str:
@@ -1107,7 +1223,8 @@ def describe_setup(args: argparse.Namespace, sizes: Sizes) -> str:
         [
             f"Python {platform.python_version()}, Django {django.get_version()}, "
             f"eventsourcing {importlib.metadata.version('eventsourcing')}, psycopg "
-            f"{psycopg.__version__} ({psycopg.pq.__impl__}), {os.cpu_count()} CPUs",
+            f"{psycopg.__version__} ({psycopg.pq.__impl__}), {os.cpu_count()} CPUs, "
+            f"load average at the start {load_average()}",
             f"eventsourcing_django from {Path(eventsourcing_django.__file__).parent}",
             f"rounds {args.rounds}; per round and side: inserts {inserts}; "
             f"select_events x{sizes.select_events_calls}; select_notifications "
@@ -1235,6 +1352,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         }
         requests = max(100, int(2000 * args.scale))
         print("\n" + run_http(args.rounds, requests, pg, port=8765), flush=True)
+    print(f"\nload average at the end {load_average()}", flush=True)
 
 
 if __name__ == "__main__":

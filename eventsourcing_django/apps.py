@@ -8,10 +8,16 @@ class EventsourcingDjangoConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from eventsourcing_django.checks import TAG, check_declarations, check_settings
+        from eventsourcing_django.checks import (
+            TAG,
+            check_declarations,
+            check_settings,
+            check_sqlite_journal,
+        )
 
         checks.register(check_settings, TAG)
         checks.register(check_declarations, TAG)
+        checks.register(check_sqlite_journal, TAG)
 
         from django.conf import settings
 

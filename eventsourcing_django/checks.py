@@ -9,6 +9,7 @@ the wrong database.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, cast
@@ -595,3 +596,85 @@ def _check_view_models(spec: ProjectionSpec, errors: list[checks.CheckMessage]) 
                     id="eventsourcing_django.E014",
                 )
             )
+
+
+# SQLite's journal mode ---------------------------------------------------------
+
+
+def check_sqlite_journal(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """Warn about an events alias on a SQLite file that is not in WAL mode.
+
+    The journal mode is read from the file's header: no connection is made.
+    A file that does not exist yet is created and switched on first use; with
+    ``EVENTSOURCING_SQLITE_WAL = False`` the journal mode is the project's.
+    """
+    from eventsourcing_django.dialects.sqlite import (
+        WAL_SETTING,
+        is_in_memory,
+        journal_mode_of_file,
+        wal_wanted,
+    )
+
+    if app_configs is not None and not any(c.name == APP_LABEL for c in app_configs):
+        return []
+    if not wal_wanted():
+        return []
+    warnings: list[checks.CheckMessage] = []
+    for alias in sorted(_events_aliases()):
+        database = settings.DATABASES.get(alias)
+        if not database or not _is_sqlite(str(database.get("ENGINE", ""))):
+            continue
+        name = database.get("NAME")
+        if is_in_memory(name) or journal_mode_of_file(name) != "rollback":
+            continue
+        warnings.append(
+            checks.Warning(
+                f"Database {alias!r} keeps events in SQLite file {str(name)!r}, "
+                "which is in rollback-journal mode, not WAL: every commit costs "
+                "more, and readers and writers wait for each other.",
+                hint=(
+                    "eventsourcing_django switches it to WAL when it first "
+                    "connects to it; if this warning stays, that failed (see the "
+                    "log): run 'PRAGMA journal_mode=WAL' on it while nothing else "
+                    f"uses it, or set {WAL_SETTING} = False to keep its journal "
+                    "mode."
+                ),
+                id="eventsourcing_django.W002",
+            )
+        )
+    return warnings
+
+
+def _is_sqlite(engine: str) -> bool:
+    """Whether Django's backend ``engine`` is SQLite's (or built on it)."""
+    from importlib import import_module
+
+    try:
+        wrapper = import_module(f"{engine}.base").DatabaseWrapper
+    except (ImportError, AttributeError):
+        return False
+    return getattr(wrapper, "vendor", None) == "sqlite"
+
+
+def _events_aliases() -> set[str]:
+    """The aliases that hold applications' events, as far as the settings tell:
+    ``EVENTSOURCING_DATABASES``, the declared applications' (their env, then
+    the routers), or ``default`` when neither names any."""
+    from eventsourcing_django.applications import declarations
+
+    aliases: set[str] = set()
+    with contextlib.suppress(ImproperlyConfigured):  # else E005
+        aliases.update(application_setting(DATABASES_SETTING).values())
+    try:
+        declared = declarations()
+    except ImproperlyConfigured:
+        declared = {}  # E009
+    for name, decl in declared.items():
+        try:
+            alias = decl.effective_env().get("DJANGO_DB_ALIAS")
+            aliases.add(alias or alias_for_application(name))
+        except Exception:  # E010, E011 say what is wrong
+            continue
+    return aliases or {"default"}

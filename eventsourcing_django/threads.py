@@ -124,6 +124,15 @@ def _semaphore(alias: str) -> threading.BoundedSemaphore:
             return _semaphores[alias]
 
 
+def note_open(connection: BaseDatabaseWrapper) -> None:
+    """What :func:`connection_scope` does around a call on a connection that is
+    already open: a worker thread's closer remembers it (the recorders' short
+    path, which needs no context manager)."""
+    closer = _closer()
+    if closer is not None:
+        closer.track(connection)
+
+
 @contextlib.contextmanager
 def connection_scope(connection: BaseDatabaseWrapper) -> Iterator[None]:
     """Around one recorder call on ``connection``: apply the rules above.

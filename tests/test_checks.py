@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sqlite3
+import tempfile
+import warnings
+from pathlib import Path
 from typing import Any
 
 from django.apps import apps
@@ -11,7 +15,12 @@ from django.core.management.base import SystemCheckError
 from django.db import connections
 from django.test import SimpleTestCase, override_settings
 
-from eventsourcing_django.checks import TAG, check_declarations, check_settings
+from eventsourcing_django.checks import (
+    TAG,
+    check_declarations,
+    check_settings,
+    check_sqlite_journal,
+)
 from tests.base import is_postgres
 from tests.routers import TenantSyncRouter
 
@@ -288,3 +297,88 @@ class TestDeclarationChecks(SimpleTestCase):
             "send its model testapp.WorldSummary to 'other'",
             DATABASE_ROUTERS=["tests.test_checks.SendSummariesToOther"],
         )
+
+
+class TestSQLiteJournalCheck(SimpleTestCase):
+    """W002 reads the journal mode from the file's header, without connecting."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        directory = tempfile.TemporaryDirectory(prefix="esdj-checks-")
+        self.addCleanup(directory.cleanup)
+        self.directory = Path(directory.name)
+
+    def sqlite_file(self, name: str, *, wal: bool) -> str:
+        path = self.directory / name
+        connection = sqlite3.connect(path)
+        if wal:
+            connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("CREATE TABLE t (x INTEGER)")
+        connection.commit()
+        connection.close()
+        return str(path)
+
+    def run_check(self, check: Any, **settings: Any) -> list[CheckMessage]:
+        with warnings.catch_warnings():
+            # Django warns that overriding DATABASES does not reach connections:
+            # the check reads the settings only.
+            warnings.simplefilter("ignore")
+            with self.settings(**settings):
+                messages: list[CheckMessage] = check()
+        return messages
+
+    def check(self, events_name: str, **settings: Any) -> list[str]:
+        databases = {
+            "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+            "events": {"ENGINE": "django.db.backends.sqlite3", "NAME": events_name},
+        }
+        settings = {"EVENTSOURCING_DATABASES": {"Universe": "events"}, **settings}
+        return ids(
+            self.run_check(check_sqlite_journal, DATABASES=databases, **settings)
+        )
+
+    def test_w002_an_events_file_in_rollback_mode(self) -> None:
+        name = self.sqlite_file("rollback.sqlite3", wal=False)
+        [warning] = self.run_check(
+            check_sqlite_journal,
+            DATABASES={
+                "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": name}
+            },
+            EVENTSOURCING_DATABASES={"Universe": "default"},
+        )
+        self.assertEqual(warning.id, "eventsourcing_django.W002")
+        self.assertIn("rollback-journal mode, not WAL", warning.msg)
+        self.assertIn("EVENTSOURCING_SQLITE_WAL = False", warning.hint or "")
+        self.assertEqual(
+            self.check(name), ["eventsourcing_django.W002"], "on another alias too"
+        )
+
+    def test_a_file_in_wal_mode_passes(self) -> None:
+        self.assertEqual(self.check(self.sqlite_file("wal.sqlite3", wal=True)), [])
+
+    def test_the_opt_out_silences_it(self) -> None:
+        name = self.sqlite_file("rollback.sqlite3", wal=False)
+        self.assertEqual(self.check(name, EVENTSOURCING_SQLITE_WAL=False), [])
+
+    def test_no_file_yet_and_in_memory_pass(self) -> None:
+        # A file made by the first connection is switched then.
+        self.assertEqual(self.check(str(self.directory / "new.sqlite3")), [])
+        self.assertEqual(self.check(":memory:"), [])
+        self.assertEqual(self.check("file:x?mode=memory&cache=shared"), [])
+
+    def test_only_aliases_that_hold_events(self) -> None:
+        name = self.sqlite_file("rollback.sqlite3", wal=False)
+        # Events on "default" (in memory): the file of "events" is not theirs.
+        self.assertEqual(self.check(name, EVENTSOURCING_DATABASES={}), [])
+
+    def test_registered_under_the_tag(self) -> None:
+        name = self.sqlite_file("rollback.sqlite3", wal=False)
+        messages = self.run_check(
+            lambda: run_checks(tags=[TAG]),
+            DATABASES={
+                "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": name}
+            },
+            EVENTSOURCING_DATABASES={},
+            EVENTSOURCING_APPLICATIONS={},
+        )
+        self.assertIn("eventsourcing_django.W002", ids(messages))

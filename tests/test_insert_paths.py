@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 from unittest import mock
@@ -9,6 +10,7 @@ from uuid import uuid4
 
 from django.contrib.auth.models import Group
 from django.db import connections, transaction
+from django.test.utils import CaptureQueriesContext
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from eventsourcing_django.recorders import DjangoApplicationRecorder
@@ -130,6 +132,46 @@ class TestInsertPaths(RecorderCase):
             self.assertEqual(len(ids or []), count)
             self.assertEqual(list(ids or []), list(range(ids[0], ids[0] + count)))
             self.assertEqual(self.recorder.select_events(batch[0].originator_id), batch)
+
+
+class TestShortPath(RecorderCase):
+    """On an open connection, calls run on the driver's cursor; whatever watches
+    Django's cursors still sees every statement."""
+
+    def test_an_open_connection_needs_no_django_cursor(self) -> None:
+        self.recorder.insert_events(events(1))  # the connection is open now
+        connection = connections["default"]
+        with mock.patch.object(
+            connection, "cursor", wraps=connection.cursor
+        ) as django_cursor:
+            batch = events(3)
+            ids = self.recorder.insert_events(batch)
+            self.assertEqual(self.recorder.select_events(batch[0].originator_id), batch)
+            notifications = self.recorder.select_notifications(ids[0], 10)
+        self.assertEqual([n.id for n in notifications], ids)
+        self.assertEqual(len(ids or []), 3)
+        # MariaDB keeps Django's cursor (see docs/decisions.md).
+        self.assertEqual(django_cursor.called, not self.recorder.dialect.short_path)
+
+    def test_queries_captured_as_before(self) -> None:
+        self.recorder.insert_events(events(1))
+        with CaptureQueriesContext(connections["default"]) as captured:
+            batch = events(2)
+            self.recorder.insert_events(batch)
+            self.recorder.select_events(batch[0].originator_id)
+        statements = [q["sql"] for q in captured.captured_queries]
+        self.assertTrue(any("INSERT INTO" in s for s in statements), statements)
+        self.assertTrue(any(s.startswith("SELECT") for s in statements), statements)
+
+    def test_errors_are_the_librarys_on_either_path(self) -> None:
+        batch = events(1)
+        self.recorder.insert_events(batch)
+        connection = connections["default"]
+        # An execute_wrapper sends calls the long way, through Django's cursor.
+        for watch in (contextlib.nullcontext(), connection.execute_wrapper(Executes())):
+            with self.subTest(watch=watch), watch, self.assertRaises(IntegrityError):
+                self.recorder.insert_events(batch)
+        self.assertEqual(len(self.stored_ids()), 1)
 
 
 class TestTextOriginatorIDs(DjangoDBTestCase):

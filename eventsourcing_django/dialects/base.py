@@ -48,6 +48,14 @@ class Dialect(ABC):
     #: The longest type or tag a DCB application's tables take, in characters
     #: (None: any length); a longer one is refused before anything is written.
     max_dcb_key_chars: ClassVar[int | None] = None
+    #: Whether recorders may run their statements on the driver's own cursor of
+    #: an open connection (the short path: see recorders.py), with
+    #: :meth:`raw_statement`'s text, rather than through Django's cursor.
+    short_path: ClassVar[bool] = True
+    #: The statement that starts a write transaction on the driver's connection
+    #: in the short path, or None if writes take Django's ``atomic()`` there
+    #: (or, on PostgreSQL, go as one statement in autocommit mode).
+    begin_write_statement: ClassVar[str | None] = None
 
     def __init__(
         self,
@@ -73,6 +81,11 @@ class Dialect(ABC):
         if self.schema is None:
             return self.quote(table)
         return f"{self.quote(self.schema)}.{self.quote(table)}"
+
+    def raw_statement(self, statement: str) -> str:
+        """``statement`` (with Django's ``%s`` placeholders) as the driver's own
+        cursor takes it."""
+        return statement
 
     # DDL ---------------------------------------------------------------------
 

@@ -1,12 +1,29 @@
-"""SQLite: one writer per file, serialized in this process; no schemas."""
+"""SQLite: one writer per file, serialized in this process; no schemas; WAL.
+
+A file database that our recorders use is switched to WAL (write-ahead log)
+journal mode, as ``eventsourcing.sqlite`` does: Django leaves SQLite's rollback
+journal, which makes every commit write the changed pages twice and sync the
+file more often, and makes readers and the writer wait for each other. WAL
+persists in the file: once switched, every connection to it (ours, Django's,
+the ``sqlite3`` shell's) uses it. ``settings.EVENTSOURCING_SQLITE_WAL = False``
+leaves the journal mode alone. In-memory databases are never switched (they
+have no WAL).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
+import re
+import sqlite3
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
+
+from django.conf import settings
+from django.db.backends.signals import connection_created
 
 from eventsourcing_django.dialects.base import Dialect
 from eventsourcing_django.dialects.dcb import DCBStatements
@@ -18,19 +35,125 @@ if TYPE_CHECKING:
     from eventsourcing_django.vocabulary import Kind
 
 
+logger = logging.getLogger(__name__)
+
 _sqlite_write_locks: dict[str, threading.RLock] = {}
 _sqlite_write_locks_guard = threading.Lock()
+
+#: Setting: False leaves the journal mode of SQLite files alone (default True).
+WAL_SETTING = "EVENTSOURCING_SQLITE_WAL"
+
+#: Aliases whose connections are switched to WAL when made: those a recorder
+#: has used in this process.
+_wal_aliases: set[str] = set()
+
+_PLACEHOLDER = re.compile(r"(?<!%)%s")
+
+
+def wal_wanted() -> bool:
+    """Whether files are to be switched to WAL (the setting; default True)."""
+    return bool(getattr(settings, WAL_SETTING, True))
+
+
+def is_in_memory(name: object) -> bool:
+    """Whether a database ``NAME`` is an in-memory database (as Django tells)."""
+    if isinstance(name, Path):
+        return False
+    text = str(name or "")
+    return text in ("", ":memory:") or "mode=memory" in text
+
+
+def journal_mode_of_file(path: object) -> str | None:
+    """``"wal"`` or ``"rollback"``, read from the file's header without
+    connecting (bytes 18 and 19 are 2 in WAL mode, 1 otherwise); None if there
+    is no database file there yet, or it cannot be read."""
+    try:
+        with open(str(path), "rb") as file:
+            header = file.read(20)
+    except OSError:
+        return None
+    if len(header) < 20 or not header.startswith(b"SQLite format 3\x00"):
+        return None
+    return "wal" if header[18] == 2 and header[19] == 2 else "rollback"
+
+
+def switch_to_wal(connection: BaseDatabaseWrapper) -> None:
+    """Switch the file of ``connection`` (open, outside a transaction) to WAL,
+    as eventsourcing.sqlite does; leave in-memory databases and a file that is
+    already in WAL mode alone, and do nothing when the setting says so."""
+    raw = connection.connection
+    if (
+        raw is None
+        or not wal_wanted()
+        or is_in_memory(connection.settings_dict.get("NAME"))
+        or raw.in_transaction
+    ):
+        return
+    cursor = raw.cursor()
+    try:
+        mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
+        if str(mode).lower() != "wal":
+            mode = cursor.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                logger.warning(
+                    "SQLite database %r stays in journal mode %r: it could not "
+                    "be switched to WAL",
+                    connection.settings_dict.get("NAME"),
+                    mode,
+                )
+    except sqlite3.Error as e:
+        # Another process holding the file, a read-only directory: the next
+        # connection tries again, and system check W002 reports the file.
+        logger.warning(
+            "SQLite database %r not switched to WAL: %s",
+            connection.settings_dict.get("NAME"),
+            e,
+        )
+    finally:
+        cursor.close()
+
+
+def _on_connection_created(
+    sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any
+) -> None:
+    # Sent by Django's connect(), before any transaction on the connection.
+    if connection.vendor == "sqlite" and connection.alias in _wal_aliases:
+        switch_to_wal(connection)
+
+
+connection_created.connect(
+    _on_connection_created, dispatch_uid="eventsourcing_django.sqlite_wal"
+)
 
 
 class SQLiteDialect(Dialect):
     vendor = "sqlite"
     display_name = "SQLite"
+    # Writes outside the caller's transaction take SQLite's write lock at once,
+    # as eventsourcing.sqlite's writers do (they wait in its busy handler, not
+    # halfway through the transaction).
+    begin_write_statement = "BEGIN IMMEDIATE"
 
     def __init__(self, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
         super().__init__(connection, **kwargs)
         name = str(connection.settings_dict["NAME"])
         with _sqlite_write_locks_guard:
             self._write_lock = _sqlite_write_locks.setdefault(name, threading.RLock())
+        self._raw_statements: dict[str, str] = {}
+        # Connections made from now on are switched as they are made; one that
+        # is open already, now (unless it is in a transaction: then the next).
+        if connection.alias not in _wal_aliases:
+            _wal_aliases.add(connection.alias)
+            switch_to_wal(connection)
+
+    def raw_statement(self, statement: str) -> str:
+        # sqlite3 takes "?" (what Django's SQLite cursor converts on every call).
+        try:
+            return self._raw_statements[statement]
+        except KeyError:
+            raw = _PLACEHOLDER.sub("?", statement).replace("%%", "%")
+            self._raw_statements[statement] = raw
+            return raw
 
     def create_table_statements(self, kind: Kind, table: str) -> list[str]:
         t = self.qualify(table)
