@@ -9,10 +9,16 @@ root by default; a password from ``MYSQL_PWD``). Two more sides (issue 16):
 on PostgreSQL the *limit* of our design, our statements sent by psycopg 3 alone
 on a dedicated connection (``bench_limit.py``); on SQLite ours with Django's
 default settings (no ``OPTIONS``, column "ours, Django defaults") beside ours
-with the options the README recommended before (WAL, ``IMMEDIATE``). The sides
-of a round run back to back, in an order that rotates every round, and each
-side starts every round on fresh storage: a newly created PostgreSQL database,
-or a new directory of SQLite files (one file per measurement). All sides are
+with the options the README recommended before (WAL, ``IMMEDIATE``). Each
+side starts every round on fresh storage of its own (a newly created
+PostgreSQL database, or a new directory of SQLite files, one file per
+measurement, each Django side through an alias of its own), and the sides are
+measured side by side: within each measurement the work of every side is cut
+into slices (``--slices``, 20 by default: a few to tens of milliseconds each;
+single calls for ``select_events``, passes for ``select_notifications``,
+phases for the writers) and the sides take turns slice by slice, in an order
+that rotates every slice, so that what the machine does meanwhile (the disk's
+flushes, checkpoints, other processes) weighs on all sides alike. All sides are
 built as users build them, through ``PERSISTENCE_MODULE`` (``eventsourcing_django``
 with ``DJANGO_DB_ALIAS``, ``eventsourcing.postgres`` / ``eventsourcing.sqlite``,
 or ``bench_limit:LimitFactory``), and all use psycopg 3 on PostgreSQL. Measured,
@@ -24,8 +30,9 @@ for each round and side:
 * ``select_notifications`` throughput: 10,000 notifications in pages of 500;
 * one application writing alone in one process, and four applications (four
   tables) writing at once in four processes: total events/s and the scaling
-  (the same four processes run the phases 1, 4, 4, 1 writers, so that a drift
-  in the machine's load weighs on both alike);
+  (four processes per side, idle outside their side's phases: every side
+  with 1 writer, then with 4, then 4 and 1 again in the reverse order of
+  sides, so that a drift in the machine's load weighs on all alike);
 * an ``Application`` round trip: ``repository.get``, one new event, ``save``;
 * on PostgreSQL, requests per second through Django's threaded server with
   ``CONN_MAX_AGE`` 0 and 60 (``benchmarks/bench_http.py``; ``--measure http``
@@ -46,9 +53,10 @@ for each round and side:
 
 The table shows, per measurement, the median over rounds with the range
 (min-max) for each side, the ratios ours/native, ours/limit (PostgreSQL) and
-defaults/native (SQLite), each the median of the rounds' ratios (the two sides of
-a round ran minutes apart, so a change in the machine's load between rounds
-weighs on both), and the project's targets, met or missed. It is a benchmark,
+defaults/native (SQLite), each the median of the paired ratios of the two
+sides' slices over all rounds (slice ``i`` of both ran within milliseconds of
+each other; a stall in one slice does not move a median), and the project's
+targets, met or missed. It is a benchmark,
 not a test: nothing fails on timings.
 
 Run it from the repository root (it measures the ``eventsourcing_django`` found
@@ -72,6 +80,7 @@ import argparse
 import contextlib
 import gc
 import importlib.metadata
+import itertools
 import multiprocessing
 import os
 import platform
@@ -82,11 +91,11 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from uuid import UUID, uuid4
 
 import psycopg
@@ -100,6 +109,8 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import Environment
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+T = TypeVar("T")
 
 Side = Literal["ours", "native", "limit", "defaults"]
 Vendor = Literal["postgres", "sqlite", "mariadb"]
@@ -248,9 +259,12 @@ class Sizes:
     upgrade_events: int
     projection_events: int
     projection_per_event: int
+    #: Into how many slices the inserts and the round trips of each side are
+    #: cut, the sides taking turns slice by slice (see ``interleaved``).
+    slices: int
 
     @classmethod
-    def scaled(cls, scale: float) -> Sizes:
+    def scaled(cls, scale: float, slices: int = 20) -> Sizes:
         def n(count: int, floor: int = 10) -> int:
             return max(floor, round(count * scale))
 
@@ -268,6 +282,7 @@ class Sizes:
             upgrade_events=n(1_000_000, 1_000),
             projection_events=n(100_000, 1_000),
             projection_per_event=n(5_000, 100),
+            slices=slices,
         )
 
 
@@ -497,10 +512,15 @@ class MariaDBStorage(Storage):
 class SQLiteStorage(Storage):
     vendor = "sqlite"
     alias = "sqlite"
+    #: The alias of the side with Django's defaults: the sides of a round are
+    #: measured side by side, each through its own alias.
+    defaults_alias = "sqlite_defaults"
 
     def __init__(self, side: Side, directory: Path) -> None:
         super().__init__(side)
         self.directory = directory
+        if side == "defaults":
+            self.alias = self.defaults_alias
         directory.mkdir()
 
     def path(self, file: str) -> str:
@@ -516,7 +536,7 @@ class SQLiteStorage(Storage):
         point_sqlite_options(self.alias, self.django_databases(file)[self.alias])
         return {
             "PERSISTENCE_MODULE": "eventsourcing_django",
-            "DJANGO_DB_ALIAS": "sqlite",
+            "DJANGO_DB_ALIAS": self.alias,
         }
 
     def django_databases(self, file: str) -> dict[str, dict[str, Any]]:
@@ -568,52 +588,133 @@ def timed_inserts(
 ) -> float:
     """Insert ``batches`` one transaction each; return the seconds taken."""
     insert = recorder.insert_events
-    gc.collect()
     started = time.perf_counter()
     for batch in batches:
         insert(batch)
     return time.perf_counter() - started
 
 
-def measure_inserts(storage: Storage, batch: int, total: int) -> float:
-    """Events per second, inserting ``total`` events in batches of ``batch``."""
+def sliced(items: Sequence[T], slices: int) -> list[Sequence[T]]:
+    """``items`` cut into ``slices`` consecutive parts of (nearly) equal length."""
+    slices = max(1, min(slices, len(items)))
+    bounds = [round(i * len(items) / slices) for i in range(slices + 1)]
+    return [items[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One side's figure of one measurement in one round, and the figures of
+    its slices in the same unit (see ``interleaved``)."""
+
+    value: float
+    slices: tuple[float, ...]
+
+
+def interleaved(
+    order: Sequence[Side], slices: int, run_slice: Callable[[Side, int], float]
+) -> dict[Side, list[float]]:
+    """Run slice ``i`` of every side before slice ``i + 1`` of any, the sides in
+    an order that rotates every slice; return the seconds of each slice, per side.
+
+    A slice takes milliseconds to tens of milliseconds, so what changes on the
+    machine from moment to moment (the disk's flushes, another process's work)
+    falls on every side alike, which a side-after-side run could not promise;
+    and the ratio of two sides is the median of their slices' ratios, which a
+    stall in one slice (a checkpoint) does not move.
+    """
+    seconds: dict[Side, list[float]] = {side: [] for side in order}
+    for i in range(slices):
+        for side in rotated(tuple(order), i):
+            seconds[side].append(run_slice(side, i))
+    return seconds
+
+
+def rates(counts: Sequence[float], seconds: Sequence[float]) -> Measured:
+    """Things per second, in all and per slice."""
+    return Measured(
+        value=sum(counts) / sum(seconds),
+        slices=tuple(c / s for c, s in zip(counts, seconds, strict=True)),
+    )
+
+
+def measure_inserts(
+    storages: Mapping[Side, Storage], batch: int, total: int, slices: int
+) -> dict[Side, Measured]:
+    """Events per second of each side, inserting ``total`` events in batches of
+    ``batch``, the sides interleaved slice by slice."""
     name = f"Insert{batch}"
-    with application_recorder(name, storage.env(name)) as recorder:
-        timed_inserts(recorder, batches_of(batch, 10 * batch))  # warm up
-        batches = batches_of(batch, total)
-        seconds = timed_inserts(recorder, batches)
-    return sum(map(len, batches)) / seconds
-
-
-def measure_select_events(storage: Storage, calls: int) -> float:
-    """Median microseconds of ``select_events`` for an aggregate of 100 events."""
-    name = "SelectEvents"
-    with application_recorder(name, storage.env(name)) as recorder:
-        originator_id = uuid4()
-        recorder.insert_events(stored_events(originator_id, 100))
-        for _ in range(20):  # warm up
-            recorder.select_events(originator_id)
-        select = recorder.select_events
-        timings: list[float] = []
+    with contextlib.ExitStack() as stack:
+        recorders = {
+            side: stack.enter_context(application_recorder(name, storage.env(name)))
+            for side, storage in storages.items()
+        }
+        for recorder in recorders.values():  # warm up
+            timed_inserts(recorder, batches_of(batch, 10 * batch))
+        work = {side: sliced(batches_of(batch, total), slices) for side in recorders}
         gc.collect()
-        for _ in range(calls):
+        seconds = interleaved(
+            list(storages),
+            min(map(len, work.values())),
+            lambda side, i: timed_inserts(recorders[side], work[side][i]),
+        )
+    return {
+        side: rates([sum(map(len, part)) for part in work[side]], seconds[side])
+        for side in storages
+    }
+
+
+def measure_select_events(
+    storages: Mapping[Side, Storage], calls: int
+) -> dict[Side, Measured]:
+    """Median microseconds of ``select_events`` for an aggregate of 100 events,
+    the sides taking turns call by call."""
+    name = "SelectEvents"
+    with contextlib.ExitStack() as stack:
+        recorders = {
+            side: stack.enter_context(application_recorder(name, storage.env(name)))
+            for side, storage in storages.items()
+        }
+        originator_ids = {}
+        for side, recorder in recorders.items():
+            originator_ids[side] = uuid4()
+            recorder.insert_events(stored_events(originator_ids[side], 100))
+            for _ in range(20):  # warm up
+                recorder.select_events(originator_ids[side])
+
+        def call(side: Side, i: int) -> float:
             started = time.perf_counter()
-            select(originator_id)
-            timings.append(time.perf_counter() - started)
-    return statistics.median(timings) * 1e6
+            recorders[side].select_events(originator_ids[side])
+            return time.perf_counter() - started
+
+        gc.collect()
+        timings = interleaved(list(storages), calls, call)
+    return {
+        side: Measured(
+            value=statistics.median(timings[side]) * 1e6,
+            slices=tuple(t * 1e6 for t in timings[side]),
+        )
+        for side in storages
+    }
 
 
 def measure_select_notifications(
-    storage: Storage, total: int, page: int, passes: int
-) -> float:
-    """Notifications/s reading ``total`` in pages of ``page`` (median pass)."""
+    storages: Mapping[Side, Storage], total: int, page: int, passes: int
+) -> dict[Side, Measured]:
+    """Notifications/s reading ``total`` in pages of ``page`` (median pass), the
+    sides taking turns pass by pass."""
     name = "SelectNotifications"
-    with application_recorder(name, storage.env(name)) as recorder:
-        for batch in batches_of(100, total):
-            recorder.insert_events(batch)
-        rates: list[float] = []
-        for _ in range(passes + 1):  # the first pass warms up
-            gc.collect()
+    with contextlib.ExitStack() as stack:
+        recorders = {
+            side: stack.enter_context(application_recorder(name, storage.env(name)))
+            for side, storage in storages.items()
+        }
+        for recorder in recorders.values():
+            for batch in batches_of(100, total):
+                recorder.insert_events(batch)
+        per_pass: dict[Side, list[float]] = {side: [] for side in storages}
+
+        def one_pass(side: Side, i: int) -> float:
+            recorder = recorders[side]
             started = time.perf_counter()
             start, read = 1, 0
             while True:
@@ -622,8 +723,16 @@ def measure_select_notifications(
                     break
                 read += len(notifications)
                 start = notifications[-1].id + 1
-            rates.append(read / (time.perf_counter() - started))
-    return statistics.median(rates[1:])
+            if i:  # the first pass warms up
+                per_pass[side].append(read / (time.perf_counter() - started))
+            return 0.0
+
+        gc.collect()
+        interleaved(list(storages), passes + 1, one_pass)
+    return {
+        side: Measured(statistics.median(per_pass[side]), tuple(per_pass[side]))
+        for side in storages
+    }
 
 
 class Counter(Aggregate):
@@ -641,27 +750,38 @@ class BenchApp(Application[UUID]):
     pass
 
 
-def measure_app_round_trip(storage: Storage, aggregates: int, commands: int) -> float:
-    """Commands per second: ``repository.get``, one event, ``save``."""
-    app = BenchApp(env=storage.env("BenchApp"))
-    try:
-        ids = []
-        for _ in range(aggregates):
-            counter = Counter()
-            app.save(counter)
-            ids.append(counter.id)
-        for aggregate_id in ids:  # warm up
-            app.repository.get(aggregate_id)
+def measure_app_round_trip(
+    storages: Mapping[Side, Storage], aggregates: int, commands: int, slices: int
+) -> dict[Side, Measured]:
+    """Commands per second: ``repository.get``, one event, ``save``; the sides
+    interleaved slice by slice."""
+    with contextlib.ExitStack() as stack:
+        apps: dict[Side, BenchApp] = {}
+        ids: dict[Side, list[UUID]] = {}
+        for side, storage in storages.items():
+            app = BenchApp(env=storage.env("BenchApp"))
+            stack.callback(app.close)
+            apps[side], ids[side] = app, []
+            for _ in range(aggregates):
+                counter = Counter()
+                app.save(counter)
+                ids[side].append(counter.id)
+            for aggregate_id in ids[side]:  # warm up
+                app.repository.get(aggregate_id)
+        parts = sliced(range(commands), slices)
+
+        def run_slice(side: Side, i: int) -> float:
+            app, side_ids = apps[side], ids[side]
+            started = time.perf_counter()
+            for n in parts[i]:
+                counter: Counter = app.repository.get(side_ids[n % aggregates])
+                counter.increment()
+                app.save(counter)
+            return time.perf_counter() - started
+
         gc.collect()
-        started = time.perf_counter()
-        for i in range(commands):
-            counter = app.repository.get(ids[i % aggregates])
-            counter.increment()
-            app.save(counter)
-        seconds = time.perf_counter() - started
-    finally:
-        app.close()
-    return commands / seconds
+        seconds = interleaved(list(storages), len(parts), run_slice)
+    return {side: rates(list(map(len, parts)), seconds[side]) for side in storages}
 
 
 # Writers in processes ----------------------------------------------------------------
@@ -672,11 +792,11 @@ class WriterSpec:
     index: int
     app_name: str
     env: dict[str, str]
-    #: Django's DATABASES for ours, None for native
+    #: Django's DATABASES for ours, None for the other sides
     django_databases: dict[str, dict[str, Any]] | None
     events: int
     batch: int
-    #: How many processes write in each phase (this one if its index is lower).
+    #: The phases of the run's schedule that this process writes in.
     phases: tuple[int, ...]
 
 
@@ -692,14 +812,10 @@ def writer_process(spec: WriterSpec, starts: Sequence[Any], reports: Any) -> Non
         with application_recorder(spec.app_name, spec.env) as recorder:
             timed_inserts(recorder, batches_of(spec.batch, 10 * spec.batch))  # warm up
             # All made now, so an idle writer uses no CPU in another's phase.
-            work = {
-                phase: batches_of(spec.batch, spec.events)
-                for phase, writers in enumerate(spec.phases)
-                if spec.index < writers
-            }
+            work = {phase: batches_of(spec.batch, spec.events) for phase in spec.phases}
             for phase, batches in work.items():
                 reports.put(("ready", phase))
-                if not starts[phase].wait(timeout=300):
+                if not starts[phase].wait(timeout=600):
                     raise TimeoutError(f"phase {phase} did not start")
                 started = time.perf_counter()  # CLOCK_MONOTONIC: one clock for all
                 for batch in batches:
@@ -732,66 +848,91 @@ class Inbox:
                 self.stash.remove(match)
                 taken.append(match)
                 continue
-            report = self.reports.get(timeout=300)
+            report = self.reports.get(timeout=600)
             if report[0] == "error":
                 raise RuntimeError("a writer process failed:\n" + report[1])
             self.stash.append(report)
         return taken
 
 
-def measure_writers(
-    storage: Storage, count: int, events: int, batch: int
-) -> tuple[float, float]:
-    """Events/s of one application alone, and of ``count`` at once, a process each.
+def writer_schedule(order: Sequence[Side], count: int) -> list[tuple[Side, int]]:
+    """The phases (side, writers): every side alone with 1 writer, then with
+    ``count``, then ``count`` and 1 again in the reverse order of sides, so that
+    a drift in the machine's load or in the tables' sizes weighs on all alike."""
+    forward, backward = list(order), list(reversed(order))
+    return (
+        [(side, 1) for side in forward]
+        + [(side, count) for side in forward]
+        + [(side, count) for side in backward]
+        + [(side, 1) for side in backward]
+    )
 
-    The same ``count`` processes run the phases 1, count, count, 1 writers (the
-    first ones), so drift in the machine's load or in the tables' sizes weighs on
-    both alike; each result is the mean of its two phases. Ours gives each
-    application its own tables. On SQLite all write one file, as applications
-    sharing one Django database do (the native recorders share its one table:
-    their SQLite recorder does not name tables after applications). The tables
-    are created here first: the native PostgreSQL recorders fail with "tuple
-    concurrently updated" when processes create them at once.
+
+def measure_writers(
+    storages: Mapping[Side, Storage], count: int, events: int, batch: int
+) -> dict[Side, tuple[Measured, Measured]]:
+    """Events/s of one application alone, and of ``count`` at once, a process
+    each, for every side (see ``writer_schedule``); each result is the mean of
+    its two phases.
+
+    Each side has ``count`` processes, started at once and idle outside the
+    side's phases. Ours gives each application its own tables. On SQLite all
+    write one file, as applications sharing one Django database do (the native
+    recorders share its one table: their SQLite recorder does not name tables
+    after applications). The tables are created here first: the native
+    PostgreSQL recorders fail with "tuple concurrently updated" when processes
+    create them at once.
     """
     file = f"Writers{count}"
     names = [f"Writer{i}" for i in range(count)]
-    for name in names:
-        with application_recorder(name, storage.env(file)):
-            pass
-    env = {**storage.env(file), "CREATE_TABLE": "no"}
-    ours = storage.side in DJANGO_SIDES
-    phases = (1, count, count, 1)
-    specs = [
-        WriterSpec(
-            index=index,
-            app_name=name,
-            env=env,
-            django_databases=storage.django_databases(file) if ours else None,
-            events=events,
-            batch=batch,
-            phases=phases,
-        )
-        for index, name in enumerate(names)
-    ]
+    schedule = writer_schedule(list(storages), count)
+    specs = []
+    for side, storage in storages.items():
+        for name in names:
+            with application_recorder(name, storage.env(file)):
+                pass
+        env = {**storage.env(file), "CREATE_TABLE": "no"}
+        ours = storage.side in DJANGO_SIDES
+        for index, name in enumerate(names):
+            phases = tuple(
+                phase
+                for phase, (phase_side, writers) in enumerate(schedule)
+                if phase_side == side and index < writers
+            )
+            specs.append(
+                WriterSpec(
+                    index=index,
+                    app_name=name,
+                    env=env,
+                    django_databases=storage.django_databases(file) if ours else None,
+                    events=events,
+                    batch=batch,
+                    phases=phases,
+                )
+            )
     ctx = multiprocessing.get_context("spawn")
-    starts = [ctx.Event() for _ in phases]
+    starts = [ctx.Event() for _ in schedule]
     reports = ctx.Queue()
     processes = [
         ctx.Process(target=writer_process, args=(spec, starts, reports))
         for spec in specs
     ]
-    rates: dict[int, list[float]] = {1: [], count: []}
+    phase_rates: dict[Side, dict[int, list[float]]] = {
+        side: {1: [], count: []} for side in storages
+    }
     for process in processes:
         process.start()
     try:
         inbox = Inbox(reports)
-        for phase, writers in enumerate(phases):
+        for phase, (side, writers) in enumerate(schedule):
             inbox.take("ready", phase, writers)
             starts[phase].set()
             spans = inbox.take("span", phase, writers)
             started = min(span[2] for span in spans)
             ended = max(span[3] for span in spans)
-            rates[writers].append(sum(span[4] for span in spans) / (ended - started))
+            phase_rates[side][writers].append(
+                sum(span[4] for span in spans) / (ended - started)
+            )
         for process in processes:
             process.join(timeout=60)
     finally:
@@ -800,7 +941,15 @@ def measure_writers(
                 process.terminate()
                 process.join()
         reports.close()
-    return statistics.mean(rates[1]), statistics.mean(rates[count])
+    return {
+        side: (
+            Measured(statistics.mean(ones), tuple(ones)),
+            Measured(statistics.mean(manys), tuple(manys)),
+        )
+        for side, (ones, manys) in (
+            (side, (by[1], by[count])) for side, by in phase_rates.items()
+        )
+    }
 
 
 #: 0.x's rows, made in the server: aggregates of 10 events, 200-byte states, the
@@ -970,27 +1119,52 @@ def projections_table(
     return "\n".join(lines)
 
 
-# One round of one side ----------------------------------------------------------------
+# One round of all sides -------------------------------------------------------------
 
 
-def run_side(storage: Storage, sizes: Sizes) -> dict[str, float]:
-    results: dict[str, float] = {}
+#: One round's figures of one side, by measurement (see ROWS).
+RoundResults = dict[str, Measured]
+
+
+def run_round(
+    storages: Mapping[Side, Storage], sizes: Sizes
+) -> dict[Side, RoundResults]:
+    """Every measurement of one round, the sides side by side (in the order of
+    ``storages``, rotated slice by slice within each measurement)."""
+    results: dict[Side, RoundResults] = {side: {} for side in storages}
+
+    def put(key: str, values: Mapping[Side, Measured]) -> None:
+        for side, value in values.items():
+            results[side][key] = value
+
     for batch, total in sizes.inserts:
-        results[f"insert_{batch}"] = measure_inserts(storage, batch, total)
-    results["select_events"] = measure_select_events(storage, sizes.select_events_calls)
-    results["select_notifications"] = measure_select_notifications(
-        storage,
-        sizes.notifications,
-        sizes.notifications_page,
-        sizes.notifications_passes,
+        put(f"insert_{batch}", measure_inserts(storages, batch, total, sizes.slices))
+    put("select_events", measure_select_events(storages, sizes.select_events_calls))
+    put(
+        "select_notifications",
+        measure_select_notifications(
+            storages,
+            sizes.notifications,
+            sizes.notifications_page,
+            sizes.notifications_passes,
+        ),
     )
-    results["app_round_trip"] = measure_app_round_trip(
-        storage, sizes.app_aggregates, sizes.app_commands
+    put(
+        "app_round_trip",
+        measure_app_round_trip(
+            storages, sizes.app_aggregates, sizes.app_commands, sizes.slices
+        ),
     )
-    results["writers_1"], results["writers_n"] = measure_writers(
-        storage, sizes.writers, sizes.writer_events, sizes.writer_batch
+    writers = measure_writers(
+        storages, sizes.writers, sizes.writer_events, sizes.writer_batch
     )
-    results["scaling"] = results["writers_n"] / results["writers_1"]
+    put("writers_1", {side: pair[0] for side, pair in writers.items()})
+    put("writers_n", {side: pair[1] for side, pair in writers.items()})
+    for side, (one, many) in writers.items():
+        results[side]["scaling"] = Measured(
+            many.value / one.value,
+            tuple(m / o for m, o in zip(many.slices, one.slices, strict=True)),
+        )
     return results
 
 
@@ -1059,21 +1233,25 @@ def upgrade_table(vendor: Vendor, results: list[float], events: int) -> str:
 
 def run_vendor(
     run: Run, vendor: Vendor, rounds: int, sizes: Sizes
-) -> dict[Side, list[dict[str, float]]]:
+) -> dict[Side, list[RoundResults]]:
     sides = sides_for(vendor)
-    results: dict[Side, list[dict[str, float]]] = {side: [] for side in sides}
+    results: dict[Side, list[RoundResults]] = {side: [] for side in sides}
     for round_no in range(rounds):
         order = rotated(sides, round_no)
-        for side in order:
-            started = time.perf_counter()
-            with run.storage(vendor, side, round_no) as storage:
-                results[side].append(run_side(storage, sizes))
-            print(
-                f"  {VENDOR_TITLES[vendor]} round {round_no + 1}/{rounds} {side:8}"
-                f" {time.perf_counter() - started:5.1f} s",
-                file=sys.stderr,
-                flush=True,
-            )
+        started = time.perf_counter()
+        with contextlib.ExitStack() as stack:
+            storages = {
+                side: stack.enter_context(run.storage(vendor, side, round_no))
+                for side in order
+            }
+            for side, side_results in run_round(storages, sizes).items():
+                results[side].append(side_results)
+        print(
+            f"  {VENDOR_TITLES[vendor]} round {round_no + 1}/{rounds} "
+            f"({', '.join(order)}) {time.perf_counter() - started:5.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
     return results
 
 
@@ -1127,13 +1305,18 @@ PAIR_TARGETS: dict[tuple[Side, Side], dict[str, Target]] = {
 
 
 def paired_ratio(
-    results: dict[Side, list[dict[str, float]]], key: str, pair: tuple[Side, Side]
+    results: dict[Side, list[RoundResults]], key: str, pair: tuple[Side, Side]
 ) -> float | None:
-    """The median over rounds of each round's ratio of the two sides: the sides
-    of one round ran back to back, so a change in the machine's load between
-    rounds weighs on both."""
+    """The median of the paired ratios of the two sides' slices, over all
+    rounds: slice ``i`` of both ran within milliseconds of each other (see
+    ``interleaved``), so what the machine did meanwhile weighs on both."""
     top, bottom = (results.get(side, []) for side in pair)
-    ratios = [t[key] / b[key] for t, b in zip(top, bottom, strict=False) if b[key]]
+    ratios = [
+        t / b
+        for top_round, bottom_round in zip(top, bottom, strict=False)
+        for t, b in zip(top_round[key].slices, bottom_round[key].slices, strict=True)
+        if b
+    ]
     return statistics.median(ratios) if ratios else None
 
 
@@ -1143,7 +1326,7 @@ def targets_for(vendor: Vendor, pair: tuple[Side, Side]) -> dict[str, Target]:
     return PAIR_TARGETS.get(pair, {})
 
 
-def table(vendor: Vendor, results: dict[Side, list[dict[str, float]]]) -> str:
+def table(vendor: Vendor, results: dict[Side, list[RoundResults]]) -> str:
     sides = [side for side in sides_for(vendor) if results.get(side)]
     pairs = [p for p in PAIRS[vendor] if all(results.get(side) for side in p)]
     header = (
@@ -1158,7 +1341,7 @@ def table(vendor: Vendor, results: dict[Side, list[dict[str, float]]]) -> str:
     for key, label, unit in ROWS:
         cells: list[str] = []
         for side in sides:
-            values = [r[key] for r in results[side]]
+            values = [r[key].value for r in results[side]]
             cells.append(
                 f"{fmt(statistics.median(values))} "
                 f"({fmt(min(values))}-{fmt(max(values))})"
@@ -1166,7 +1349,7 @@ def table(vendor: Vendor, results: dict[Side, list[dict[str, float]]]) -> str:
         verdicts: list[str] = []
         target = TARGETS[vendor].get(key)
         if target is not None and not target.on_ratio:
-            median_ours = statistics.median(r[key] for r in results["ours"])
+            median_ours = statistics.median(r[key].value for r in results["ours"])
             verdicts.append(verdict("ours", target, median_ours))
         for pair in pairs:
             ratio = paired_ratio(results, key, pair)
@@ -1190,8 +1373,8 @@ def table(vendor: Vendor, results: dict[Side, list[dict[str, float]]]) -> str:
     rounds = len(results["ours"])
     met = sum("MISSED" not in v for v in met_or_missed)
     out = [
-        f"{VENDOR_TITLES[vendor]} ({rounds} rounds; ratios: medians of the rounds' "
-        f"paired ratios; targets met: {met} of {len(met_or_missed)})",
+        f"{VENDOR_TITLES[vendor]} ({rounds} rounds; ratios: medians of the paired "
+        f"ratios of interleaved slices; targets met: {met} of {len(met_or_missed)})",
         rule,
         render(header),
         rule,
@@ -1232,8 +1415,8 @@ def describe_setup(args: argparse.Namespace, sizes: Sizes) -> str:
             f"x{sizes.notifications_passes}; app {sizes.app_commands} commands over "
             f"{sizes.app_aggregates} aggregates; writers {sizes.writer_events} events "
             f"each in batches of {sizes.writer_batch}, phases of 1, {sizes.writers}, "
-            f"{sizes.writers}, 1 processes; upgrade from 0.x "
-            f"{sizes.upgrade_events} events",
+            f"{sizes.writers}, 1 processes per side; {sizes.slices} slices; "
+            f"upgrade from 0.x {sizes.upgrade_events} events",
         ]
     )
 
@@ -1252,6 +1435,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=float,
         default=1.0,
         help="multiply the events of every measurement",
+    )
+    parser.add_argument(
+        "--slices",
+        type=int,
+        default=20,
+        help="into how many slices each side's inserts and round trips are cut, "
+        "the sides taking turns slice by slice",
     )
     parser.add_argument(
         "--measure",
@@ -1279,6 +1469,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.rounds < 1:
         parser.error("--rounds must be at least 1")
+    if args.slices < 1:
+        parser.error("--slices must be at least 1")
     return args
 
 
@@ -1313,11 +1505,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     vendors: tuple[Vendor, ...] = (
         VENDORS if args.database == "all" else (args.database,)
     )
-    sizes = Sizes.scaled(args.scale)
+    sizes = Sizes.scaled(args.scale, args.slices)
     configure_django(
         {
             PostgresStorage.alias: server.django_settings("postgres"),
             SQLiteStorage.alias: sqlite_django_settings(":memory:"),
+            SQLiteStorage.defaults_alias: sqlite_default_settings(":memory:"),
             MariaDBStorage.alias: mariadb.django_settings("mysql"),
         }
     )
