@@ -376,24 +376,28 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        return self._retrying_connect(
-            partial(self._insert_events_once, stored_events, **kwargs)
-        )
-
-    def _insert_events_once(
-        self, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
         connection = self.connection
         if (
             not connection.in_atomic_block
             and 0 < len(stored_events) <= self.dialect.max_insert_rows
             and kwargs.get("tracking") is None
         ):
+            # Not retried: the connection is open, so an error here is never
+            # "could not connect", the only one a write is retried on.
             raw = self._short_path(connection)
             if raw is not None and connection.autocommit:
                 ids = self._insert_short(connection, raw, stored_events)
                 if ids is not None:
                     return ids
+        return self._retrying_connect(
+            partial(self._insert_events_long, stored_events, **kwargs)
+        )
+
+    def _insert_events_long(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """The insert through Django's cursor, in the caller's transaction or
+        one of ours (see :meth:`_short_path` for when the other path is taken)."""
         with self._errors():
             connection = self.connection
             if self._commits_in_one_statement(connection, stored_events, **kwargs):
@@ -438,19 +442,19 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
         cursor = raw.cursor()
         try:
             try:
-                with connection.wrap_database_errors:
-                    if one_statement:
-                        ids = self._insert_rows(
-                            cursor,
-                            stored_events,
-                            returning=True,
-                            prefix=self._lock_prefix,
-                            raw=True,
-                        )
-                    else:
-                        ids = self._insert_in_transaction(
-                            raw, cursor, begin, stored_events
-                        )
+                with (
+                    connection.wrap_database_errors,
+                    contextlib.nullcontext()
+                    if one_statement
+                    else self._own_transaction(raw, cursor, begin),
+                ):
+                    ids = self._insert_rows(
+                        cursor,
+                        stored_events,
+                        returning=True,
+                        prefix=self._lock_prefix,
+                        raw=True,
+                    )
             except Exception as e:
                 self._raise(connection, e)
             if self._subscriptions:
@@ -467,29 +471,20 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
             cursor.close()
         return ids
 
-    def _insert_in_transaction(
-        self,
-        raw: Any,
-        cursor: Any,
-        begin: str | None,
-        stored_events: Sequence[StoredEvent],
-    ) -> list[int] | None:
-        """The rows, in a transaction of their own on the driver's connection."""
+    @contextlib.contextmanager
+    def _own_transaction(
+        self, raw: Any, cursor: Any, begin: str | None
+    ) -> Iterator[None]:
+        """A transaction of our own on the driver's connection ``raw``, begun by
+        the dialect's statement ``begin`` (SQLite's ``BEGIN IMMEDIATE``)."""
         with self.dialect.write_lock():
             cursor.execute(begin)
             try:
-                ids = self._insert_rows(
-                    cursor,
-                    stored_events,
-                    returning=True,
-                    prefix=self._lock_prefix,
-                    raw=True,
-                )
+                yield
                 raw.commit()
             except BaseException:
                 raw.rollback()
                 raise
-        return ids
 
     def _after_commit(
         self, *, notify: bool, cursor: CursorWrapper | None = None
