@@ -14,6 +14,7 @@ place.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -37,6 +38,45 @@ def application_setting(setting: str) -> Mapping[str, str]:
         )
         raise ImproperlyConfigured(msg)
     return value
+
+
+def count_setting(
+    setting: str,
+    default: int,
+    *,
+    minimum: int,
+    counts: str,
+    error: type[Exception] = ImproperlyConfigured,
+) -> int:
+    """``settings.<setting>``, a whole number of ``counts``, at least ``minimum``
+    (``default`` if not set); else ``error``, naming the setting and the value.
+    ``counts`` may say what the minimum means: "events, 1 or more (...)"."""
+    value: Any = getattr(settings, setting, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        msg = f"settings.{setting} must be a whole number of {counts}, got {value!r}"
+        raise error(msg)
+    return value
+
+
+def seconds_setting(
+    setting: str,
+    default: float,
+    *,
+    zero_allowed: bool,
+    error: type[Exception] = ImproperlyConfigured,
+) -> float:
+    """``settings.<setting>``, a number of seconds, 0 or more or above 0
+    (``default`` if not set); else ``error``, naming the setting and the value."""
+    value: Any = getattr(settings, setting, default)
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not (value >= 0 if zero_allowed else value > 0)
+    ):
+        bound = "0 or more" if zero_allowed else "above 0"
+        msg = f"settings.{setting} must be a number of seconds, {bound}, got {value!r}"
+        raise error(msg)
+    return float(value)
 
 
 def _lookup_key(setting: str, application_name: str) -> str | None:

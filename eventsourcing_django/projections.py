@@ -56,6 +56,7 @@ from eventsourcing_django.applications import (
     declaration,
     declarations,
 )
+from eventsourcing_django.conf import count_setting, seconds_setting
 from eventsourcing_django.errors import (
     ConnectionLostError,
     DatabaseUnavailableError,
@@ -245,25 +246,16 @@ class BatchPolicy:
 
     @classmethod
     def from_settings(cls) -> BatchPolicy:
-        size = getattr(settings, BATCH_SIZE_SETTING, DEFAULT_BATCH_SIZE)
-        seconds = getattr(settings, BATCH_SECONDS_SETTING, DEFAULT_BATCH_SECONDS)
-        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
-            msg = (
-                f"settings.{BATCH_SIZE_SETTING} must be a whole number of events, "
-                f"1 or more (1 commits every event on its own), got {size!r}"
-            )
-            raise ImproperlyConfigured(msg)
-        if (
-            not isinstance(seconds, int | float)
-            or isinstance(seconds, bool)
-            or not seconds > 0
-        ):
-            msg = (
-                f"settings.{BATCH_SECONDS_SETTING} must be a number of seconds "
-                f"above 0, got {seconds!r}"
-            )
-            raise ImproperlyConfigured(msg)
-        return cls(size=size, seconds=float(seconds))
+        size = count_setting(
+            BATCH_SIZE_SETTING,
+            DEFAULT_BATCH_SIZE,
+            minimum=1,
+            counts="events, 1 or more (1 commits every event on its own)",
+        )
+        seconds = seconds_setting(
+            BATCH_SECONDS_SETTING, DEFAULT_BATCH_SECONDS, zero_allowed=False
+        )
+        return cls(size=size, seconds=seconds)
 
 
 # Declaring and loading projections ---------------------------------------------

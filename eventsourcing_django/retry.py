@@ -31,9 +31,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from django.conf import settings
 from django.db import utils as django_errors
 
+from eventsourcing_django.conf import count_setting, seconds_setting
 from eventsourcing_django.errors import ConnectionLostError, DatabaseUnavailableError
 
 # Defined with the package's other errors; importable from here as before.
@@ -67,21 +67,20 @@ class RetryPolicy:
     @classmethod
     def from_settings(cls) -> RetryPolicy:
         """The policy the project's settings give (read on each call, cheaply)."""
-        retries = getattr(settings, RETRIES_SETTING, DEFAULT_RETRIES)
-        delay = getattr(settings, RETRY_DELAY_SETTING, DEFAULT_RETRY_DELAY)
-        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-            msg = (
-                f"settings.{RETRIES_SETTING} must be a whole number of retries, "
-                f"0 or more (0 turns retrying off), got {retries!r}"
-            )
-            raise InvalidRetrySettingError(msg)
-        if not isinstance(delay, int | float) or isinstance(delay, bool) or delay < 0:
-            msg = (
-                f"settings.{RETRY_DELAY_SETTING} must be a number of seconds, "
-                f"0 or more, got {delay!r}"
-            )
-            raise InvalidRetrySettingError(msg)
-        return cls(retries=retries, delay=float(delay))
+        retries = count_setting(
+            RETRIES_SETTING,
+            DEFAULT_RETRIES,
+            minimum=0,
+            counts="retries, 0 or more (0 turns retrying off)",
+            error=InvalidRetrySettingError,
+        )
+        delay = seconds_setting(
+            RETRY_DELAY_SETTING,
+            DEFAULT_RETRY_DELAY,
+            zero_allowed=True,
+            error=InvalidRetrySettingError,
+        )
+        return cls(retries=retries, delay=delay)
 
     def waits(self) -> Iterator[float]:
         """The waits before each retry: ``delay``, doubled each time, capped."""

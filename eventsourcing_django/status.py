@@ -36,9 +36,9 @@ def _tenant_alias() -> str | None:
     """The alias django-tenants manages, if it is in use."""
     if "django_tenants" not in settings.INSTALLED_APPS:
         return None
-    from django_tenants.utils import get_tenant_database_alias
+    from eventsourcing_django.tenants import tenant_alias
 
-    alias = str(get_tenant_database_alias())
+    alias = tenant_alias()
     return alias if tenant_schema(connections[alias]) is not None else None
 
 

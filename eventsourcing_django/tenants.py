@@ -34,7 +34,8 @@ _applications: dict[tuple[type[Application[Any]], str], Application[Any]] = {}
 _lock = threading.Lock()
 
 
-def _tenant_alias() -> str:
+def tenant_alias() -> str:
+    """The alias django-tenants manages (its ``TENANT_DB_ALIAS`` setting)."""
     from django_tenants.utils import get_tenant_database_alias
 
     return str(get_tenant_database_alias())
@@ -49,7 +50,7 @@ def get_application(application: type[A] | str, **kwargs: Any) -> A:
     arguments (``env=...``) are passed to the constructor the first time, their
     env over the declared one.
     """
-    connection = connections[_tenant_alias()]
+    connection = connections[tenant_alias()]
     schema = tenant_schema(connection)
     if schema is None:
         msg = (
@@ -150,7 +151,7 @@ def empty_cloned_tables(schema_name: str, using: str | None = None) -> list[str]
     copies' sequences from the template's; a new tenant must start with no events
     and notification IDs from 1. Our tables are told by their comment.
     """
-    alias = using or _tenant_alias()
+    alias = using or tenant_alias()
     dialect = dialect_for(connections[alias], schema=check_schema_name(schema_name))
     emptied = []
     with transaction.atomic(using=alias), connections[alias].cursor() as cursor:

@@ -130,6 +130,23 @@ class TestSystemChecks(SimpleTestCase):
         self.assertEqual(error.id, "eventsourcing_django.E016")
         self.assertIn("EVENTSOURCING_PROJECTION_BATCH_SECONDS", error.msg)
 
+    @override_settings(EVENTSOURCING_PROJECTION_BATCH_SECONDS=0)
+    def test_E016_a_page_time_of_zero(self) -> None:
+        # A page needs some time; a retry may come at once (next test).
+        [error] = check_settings()
+        self.assertEqual(error.id, "eventsourcing_django.E016")
+        self.assertIn("must be a number of seconds, above 0, got 0", error.msg)
+
+    @override_settings(EVENTSOURCING_RETRY_DELAY=0, EVENTSOURCING_RETRIES=0)
+    def test_no_retries_and_no_delay_are_fine(self) -> None:
+        self.assertEqual(check_settings(), [])
+
+    @override_settings(EVENTSOURCING_RETRY_DELAY=True)
+    def test_E015_a_delay_that_is_a_bool(self) -> None:
+        [error] = check_settings()
+        self.assertEqual(error.id, "eventsourcing_django.E015")
+        self.assertIn("RETRY_DELAY must be a number of seconds, 0 or more", error.msg)
+
     @override_settings(EVENTSOURCING_SCHEMAS={"Universe": "pg_es"})
     def test_E006_a_schema_postgresql_reserves(self) -> None:
         [error] = check_settings()
