@@ -18,6 +18,7 @@ import threading
 from io import StringIO
 
 import pyte
+import pytest
 from django.core.management import call_command
 from django.test import SimpleTestCase
 
@@ -227,6 +228,7 @@ class TestProgressInLogs(DjangoDBTestCase):
 
 
 class TestStoppingTheWorker(DjangoDBTestCase):
+    @pytest.mark.crash
     def test_sigterm_while_catching_up_logs_where_it_stopped(self) -> None:
         write_worlds(Universe(env=ENV), worlds=100, things_each=29)  # 3,000 events
         # Small pages: it is still catching up when told to stop.

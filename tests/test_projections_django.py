@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import pytest
 from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connections
@@ -122,6 +123,7 @@ class TestWorldSummaryProjection(DjangoDBTestCase):
                 rows[world_id], (len(history), history[-1] if history else "")
             )
 
+    @pytest.mark.crash
     def test_catch_up_on_1000_events_then_follow_surviving_sigkill(self) -> None:
         app = Universe(env=ENV)
         world_ids = write_worlds(app, worlds=100, things_each=9)  # 1,000 events
@@ -155,6 +157,7 @@ class TestWorldSummaryProjection(DjangoDBTestCase):
         self.assertIn("Stopped.", out)
         self.assert_summaries_match(app, world_ids + more)
 
+    @pytest.mark.crash
     def test_a_sigkill_in_the_middle_of_a_page_then_a_restart_applies_each_once(
         self,
     ) -> None:
