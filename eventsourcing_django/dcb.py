@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from functools import partial
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
@@ -81,10 +82,17 @@ class DjangoDCBRecorder(DjangoRecorder, DCBRecorder):
         rows = self._retrying_reads(read)
         head = None
         if limit is None:
-            # The last row is the head's (see DCBStatements.select_with_head);
-            # a database may give the union's rows in another order.
-            rows = sorted(rows, key=lambda r: (r[1] is None, r[0] or 0))
-            head = rows.pop()[0]
+            # One row, the head's, has no type (see DCBStatements.select_with_head).
+            # It comes last, and the events in order of position, unless a
+            # database gives the union's rows in another order: then they are put
+            # in order (one pass over the rows otherwise).
+            rows = list(rows)  # mysqlclient gives a tuple
+            last = rows.pop()
+            if last[1] is not None or any(a[0] > b[0] for a, b in pairwise(rows)):
+                rows.append(last)
+                rows.sort(key=lambda r: (r[1] is None, r[0] or 0))
+                last = rows.pop()
+            head = last[0]
         events = [
             DCBSequencedEvent(
                 event=DCBEvent(
@@ -150,33 +158,38 @@ class DjangoDCBRecorder(DjangoRecorder, DCBRecorder):
     ) -> int:
         with self._errors():
             connection = self.connection
-            if self._commits_in_one_statement(connection, rows):
+            locks_in_query = self._locks_in_query(connection)
+            if (
+                locks_in_query
+                and not connection.in_atomic_block
+                and connection.get_autocommit()
+            ):
                 # Outside a transaction, the server runs the statements of one
                 # query as one transaction and commits it: one round trip.
                 with connection.cursor() as cursor:
-                    position = self._append(cursor, events, rows, conflicts)
+                    position = self._append(
+                        cursor, events, rows, conflicts, locks_in_query
+                    )
                 self._after_commit()
                 return position
             # Inside the caller's atomic block, the events are theirs to commit.
             outer = connection.in_atomic_block
             with self._transaction() as cursor:
-                position = self._append(cursor, events, rows, conflicts)
+                position = self._append(cursor, events, rows, conflicts, locks_in_query)
                 if outer:
                     transaction.on_commit(self._after_commit, using=self.using)
             if not outer:
                 self._after_commit()
             return position
 
-    def _commits_in_one_statement(
-        self, connection: BaseDatabaseWrapper, rows: list[Row]
-    ) -> bool:
-        return (
-            self.sql.appends_in_one_statement
-            and bool(self._lock_prefix)
-            and not connection.in_atomic_block
-            and connection.get_autocommit()  # connects, if need be
-            and self.dialect.sends_many_statements(connection.connection)
-        )
+    def _locks_in_query(self, connection: BaseDatabaseWrapper) -> bool:
+        """Whether the lock statements go in the append's query, ahead of it (one
+        execute), rather than one execute each: asked once per append, of the
+        driver's connection (opened, if need be)."""
+        if not (self.sql.appends_in_one_statement and self._lock_prefix):
+            return False
+        connection.ensure_connection()
+        return self.dialect.sends_many_statements(connection.connection)
 
     def _append(
         self,
@@ -184,11 +197,10 @@ class DjangoDCBRecorder(DjangoRecorder, DCBRecorder):
         events: Sequence[DCBEvent],
         rows: list[Row],
         conflicts: Statement | None,
+        locks_in_query: bool,
     ) -> int:
         prefix = ""
-        if self.sql.appends_in_one_statement and self.dialect.sends_many_statements(
-            cursor.db.connection
-        ):
+        if locks_in_query:
             prefix = self._lock_prefix
         else:
             for statement in self.sql.lock_statements:

@@ -18,6 +18,7 @@ import threading
 from io import StringIO
 
 import pyte
+import pytest
 from django.core.management import call_command
 from django.test import SimpleTestCase
 
@@ -28,6 +29,7 @@ from tests.test_projections_django import (
     ROOT,
     loaded,
     position,
+    save_worlds,
     start_worker,
     wait_until,
     write_worlds,
@@ -227,8 +229,9 @@ class TestProgressInLogs(DjangoDBTestCase):
 
 
 class TestStoppingTheWorker(DjangoDBTestCase):
+    @pytest.mark.crash
     def test_sigterm_while_catching_up_logs_where_it_stopped(self) -> None:
-        write_worlds(Universe(env=ENV), worlds=100, things_each=29)  # 3,000 events
+        save_worlds(Universe(env=ENV), worlds=100, things_each=29)  # 3,000 events
         # Small pages: it is still catching up when told to stop.
         worker = start_worker("--catch-up-only", batch_size=10)
         try:

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from unittest.mock import patch
 from uuid import UUID
 
+import pytest
 from django.core.management import CommandError, call_command
 from django.db import connections
 from django.test import override_settings
@@ -535,6 +536,7 @@ def write_many_0x(worlds: int, things: int) -> None:
 class TestKilledMidCopy(UpgradeTestCase):
     __test__ = can_upgrade_from_0x()  # Not collected on MariaDB.
 
+    @pytest.mark.crash
     def test_killed_mid_copy_then_run_again_equals_an_uninterrupted_copy(self) -> None:
         write_many_0x(worlds=400, things=19)
         events = 400 * 20

@@ -31,6 +31,8 @@ OUTAGE = 2.0
 #: The stated requirement: a writer writes again within 2 s of the server's return.
 RECOVERY_BOUND = 2.0
 
+pytestmark = pytest.mark.crash
+
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout

@@ -7,6 +7,7 @@ import signal
 import time
 from typing import ClassVar
 
+import pytest
 from django.db import connections
 from django.test import override_settings
 
@@ -130,6 +131,7 @@ class TestOneTransaction(UpgradeTestCase):
 
 
 class TestKilledInOneTransaction(UpgradeTestCase):
+    @pytest.mark.crash
     def test_killed_mid_copy_then_run_again_equals_an_uninterrupted_copy(self) -> None:
         write_many_0x(worlds=400, things=19)
         expected = recorded(Universe(env=ENV_0X))
