@@ -13,11 +13,13 @@ with the options the README recommended before (WAL, ``IMMEDIATE``). Each
 side starts every round on fresh storage of its own (a newly created
 PostgreSQL database, or a new directory of SQLite files, one file per
 measurement, each Django side through an alias of its own), and the sides are
-measured side by side: within each measurement the work of every side is cut
-into slices (``--slices``, 20 by default: a few to tens of milliseconds each;
-single calls for ``select_events``, passes for ``select_notifications``,
-phases for the writers) and the sides take turns slice by slice, in an order
-that rotates every slice, so that what the machine does meanwhile (the disk's
+measured side by side, each in a process of its own (as a user's process
+would run it: no other side's code or objects; the writers run in processes of
+their own anyway): within each measurement the work of every side is cut
+into slices (``--slices``, at most 20, of at least 50 calls each; passes for
+``select_notifications``, phases for the writers) and the sides take turns
+slice by slice, in an order that rotates every slice, so that what the machine
+does meanwhile (the disk's
 flushes, checkpoints, other processes) weighs on all sides alike. All sides are
 built as users build them, through ``PERSISTENCE_MODULE`` (``eventsourcing_django``
 with ``DJANGO_DB_ALIAS``, ``eventsourcing.postgres`` / ``eventsourcing.sqlite``,
@@ -594,9 +596,18 @@ def timed_inserts(
     return time.perf_counter() - started
 
 
+#: The fewest calls a slice holds: a side's first calls after another side's
+#: slice run slower (its process and its server session were idle), which in
+#: slices of 5 or 20 calls showed as a 10 % gap between ours and the limit that
+#: slices of 50 to 100 calls do not show (docs/profile.md).
+MIN_CALLS_PER_SLICE = 50
+
+
 def sliced(items: Sequence[T], slices: int) -> list[Sequence[T]]:
-    """``items`` cut into ``slices`` consecutive parts of (nearly) equal length."""
-    slices = max(1, min(slices, len(items)))
+    """``items`` cut into at most ``slices`` consecutive parts of (nearly) equal
+    length, each of at least ``MIN_CALLS_PER_SLICE`` items if there are that
+    many."""
+    slices = max(1, min(slices, len(items) // MIN_CALLS_PER_SLICE))
     bounds = [round(i * len(items) / slices) for i in range(slices + 1)]
     return [items[a:b] for a, b in itertools.pairwise(bounds)]
 
@@ -629,6 +640,13 @@ def interleaved(
     return seconds
 
 
+#: What takes the sides' turns: ``interleaved`` in one process, or a
+#: ``Baton`` in a side's own process (see ``run_round``).
+Turns = Callable[
+    [Sequence[Side], int, Callable[[Side, int], float]], dict[Side, list[float]]
+]
+
+
 def rates(counts: Sequence[float], seconds: Sequence[float]) -> Measured:
     """Things per second, in all and per slice."""
     return Measured(
@@ -638,7 +656,11 @@ def rates(counts: Sequence[float], seconds: Sequence[float]) -> Measured:
 
 
 def measure_inserts(
-    storages: Mapping[Side, Storage], batch: int, total: int, slices: int
+    storages: Mapping[Side, Storage],
+    batch: int,
+    total: int,
+    slices: int,
+    turns: Turns = interleaved,
 ) -> dict[Side, Measured]:
     """Events per second of each side, inserting ``total`` events in batches of
     ``batch``, the sides interleaved slice by slice."""
@@ -652,7 +674,7 @@ def measure_inserts(
             timed_inserts(recorder, batches_of(batch, 10 * batch))
         work = {side: sliced(batches_of(batch, total), slices) for side in recorders}
         gc.collect()
-        seconds = interleaved(
+        seconds = turns(
             list(storages),
             min(map(len, work.values())),
             lambda side, i: timed_inserts(recorders[side], work[side][i]),
@@ -664,10 +686,13 @@ def measure_inserts(
 
 
 def measure_select_events(
-    storages: Mapping[Side, Storage], calls: int
+    storages: Mapping[Side, Storage],
+    calls: int,
+    slices: int,
+    turns: Turns = interleaved,
 ) -> dict[Side, Measured]:
     """Median microseconds of ``select_events`` for an aggregate of 100 events,
-    the sides taking turns call by call."""
+    the sides taking turns slice by slice (a slice's figure: its median call)."""
     name = "SelectEvents"
     with contextlib.ExitStack() as stack:
         recorders = {
@@ -681,24 +706,36 @@ def measure_select_events(
             for _ in range(20):  # warm up
                 recorder.select_events(originator_ids[side])
 
-        def call(side: Side, i: int) -> float:
-            started = time.perf_counter()
-            recorders[side].select_events(originator_ids[side])
-            return time.perf_counter() - started
+        parts = sliced(range(calls), slices)
+        timings: dict[Side, list[list[float]]] = {side: [] for side in storages}
+
+        def run_slice(side: Side, i: int) -> float:
+            select, originator_id = recorders[side].select_events, originator_ids[side]
+            part: list[float] = []
+            for _ in parts[i]:
+                started = time.perf_counter()
+                select(originator_id)
+                part.append(time.perf_counter() - started)
+            timings[side].append(part)
+            return sum(part)
 
         gc.collect()
-        timings = interleaved(list(storages), calls, call)
+        turns(list(storages), len(parts), run_slice)
     return {
         side: Measured(
-            value=statistics.median(timings[side]) * 1e6,
-            slices=tuple(t * 1e6 for t in timings[side]),
+            value=statistics.median(t for part in timings[side] for t in part) * 1e6,
+            slices=tuple(statistics.median(part) * 1e6 for part in timings[side]),
         )
         for side in storages
     }
 
 
 def measure_select_notifications(
-    storages: Mapping[Side, Storage], total: int, page: int, passes: int
+    storages: Mapping[Side, Storage],
+    total: int,
+    page: int,
+    passes: int,
+    turns: Turns = interleaved,
 ) -> dict[Side, Measured]:
     """Notifications/s reading ``total`` in pages of ``page`` (median pass), the
     sides taking turns pass by pass."""
@@ -728,7 +765,7 @@ def measure_select_notifications(
             return 0.0
 
         gc.collect()
-        interleaved(list(storages), passes + 1, one_pass)
+        turns(list(storages), passes + 1, one_pass)
     return {
         side: Measured(statistics.median(per_pass[side]), tuple(per_pass[side]))
         for side in storages
@@ -751,7 +788,11 @@ class BenchApp(Application[UUID]):
 
 
 def measure_app_round_trip(
-    storages: Mapping[Side, Storage], aggregates: int, commands: int, slices: int
+    storages: Mapping[Side, Storage],
+    aggregates: int,
+    commands: int,
+    slices: int,
+    turns: Turns = interleaved,
 ) -> dict[Side, Measured]:
     """Commands per second: ``repository.get``, one event, ``save``; the sides
     interleaved slice by slice."""
@@ -780,7 +821,7 @@ def measure_app_round_trip(
             return time.perf_counter() - started
 
         gc.collect()
-        seconds = interleaved(list(storages), len(parts), run_slice)
+        seconds = turns(list(storages), len(parts), run_slice)
     return {side: rates(list(map(len, parts)), seconds[side]) for side in storages}
 
 
@@ -1126,11 +1167,11 @@ def projections_table(
 RoundResults = dict[str, Measured]
 
 
-def run_round(
-    storages: Mapping[Side, Storage], sizes: Sizes
+def measure_recorders(
+    storages: Mapping[Side, Storage], sizes: Sizes, turns: Turns = interleaved
 ) -> dict[Side, RoundResults]:
-    """Every measurement of one round, the sides side by side (in the order of
-    ``storages``, rotated slice by slice within each measurement)."""
+    """The measurements of single recorder calls and round trips (all but the
+    writers), the sides taking turns slice by slice through ``turns``."""
     results: dict[Side, RoundResults] = {side: {} for side in storages}
 
     def put(key: str, values: Mapping[Side, Measured]) -> None:
@@ -1138,8 +1179,14 @@ def run_round(
             results[side][key] = value
 
     for batch, total in sizes.inserts:
-        put(f"insert_{batch}", measure_inserts(storages, batch, total, sizes.slices))
-    put("select_events", measure_select_events(storages, sizes.select_events_calls))
+        put(
+            f"insert_{batch}",
+            measure_inserts(storages, batch, total, sizes.slices, turns),
+        )
+    put(
+        "select_events",
+        measure_select_events(storages, sizes.select_events_calls, sizes.slices, turns),
+    )
     put(
         "select_notifications",
         measure_select_notifications(
@@ -1147,20 +1194,128 @@ def run_round(
             sizes.notifications,
             sizes.notifications_page,
             sizes.notifications_passes,
+            turns,
         ),
     )
     put(
         "app_round_trip",
         measure_app_round_trip(
-            storages, sizes.app_aggregates, sizes.app_commands, sizes.slices
+            storages, sizes.app_aggregates, sizes.app_commands, sizes.slices, turns
         ),
     )
+    return results
+
+
+class Baton:
+    """The turns of one side in a process of its own: before each block of
+    slices it tells the round's process how many there are, then runs each
+    slice when that process says so (see ``run_sides_apart``)."""
+
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
+
+    def __call__(
+        self,
+        order: Sequence[Side],
+        slices: int,
+        run_slice: Callable[[Side, int], float],
+    ) -> dict[Side, list[float]]:
+        (side,) = order
+        self.pipe.send(("block", slices))
+        seconds: list[float] = []
+        for i in range(slices):
+            if self.pipe.recv() != "go":
+                raise RuntimeError("the round's process sent something else than go")
+            seconds.append(run_slice(side, i))
+            self.pipe.send(("ran",))
+        return {side: seconds}
+
+
+def side_process(storage: Storage, sizes: Sizes, pipe: Any) -> None:
+    """One side's recorder measurements of one round, alone in its process (as
+    a user's process would run it: no other side's code, objects or garbage),
+    taking turns with the other sides' processes slice by slice. Sends
+    ("block", slices) before each block, ("done", results) at the end, or
+    ("error", traceback)."""
+    try:
+        if storage.side in DJANGO_SIDES:
+            configure_django(storage.django_databases("Setup"))
+        results = measure_recorders({storage.side: storage}, sizes, Baton(pipe))
+        pipe.send(("done", results[storage.side]))
+    except BaseException:
+        pipe.send(("error", traceback.format_exc()))
+    finally:
+        if storage.side in DJANGO_SIDES:
+            from django.db import connections
+
+            connections.close_all()
+
+
+def receive(pipe: Any, side: Side) -> tuple[Any, ...]:
+    if not pipe.poll(600):
+        raise TimeoutError(f"the {side} side's process said nothing for 10 minutes")
+    message: tuple[Any, ...] = pipe.recv()
+    if message[0] == "error":
+        raise RuntimeError(f"the {side} side's process failed:\n{message[1]}")
+    return message
+
+
+def run_sides_apart(
+    storages: Mapping[Side, Storage], sizes: Sizes
+) -> dict[Side, RoundResults]:
+    """``measure_recorders`` with each side in a process of its own, the
+    sides taking turns slice by slice as ``interleaved`` has them: every
+    process announces each block of slices, and this one lets them run slice
+    ``i`` one after the other, in an order that rotates every slice."""
+    ctx = multiprocessing.get_context("spawn")
+    order = list(storages)
+    pipes: dict[Side, Any] = {}
+    processes = []
+    for side, storage in storages.items():
+        ours, theirs = ctx.Pipe()
+        process = ctx.Process(target=side_process, args=(storage, sizes, theirs))
+        process.start()
+        pipes[side] = ours
+        processes.append(process)
+    results: dict[Side, RoundResults] = {}
+    try:
+        while len(results) < len(order):
+            blocks = set()
+            for side in order:
+                message = receive(pipes[side], side)
+                if message[0] == "done":
+                    results[side] = message[1]
+                else:
+                    blocks.add(message[1])
+            if blocks and (len(blocks) > 1 or results):
+                raise RuntimeError("the sides' processes fell out of step")
+            for i in range(blocks.pop() if blocks else 0):
+                for side in rotated(tuple(order), i):
+                    pipes[side].send("go")
+                    receive(pipes[side], side)
+        for process in processes:
+            process.join(timeout=60)
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.terminate()
+                process.join()
+    return results
+
+
+def run_round(
+    storages: Mapping[Side, Storage], sizes: Sizes
+) -> dict[Side, RoundResults]:
+    """Every measurement of one round, the sides side by side (in the order of
+    ``storages``, rotated slice by slice within each measurement), each side
+    in a process of its own."""
+    results = run_sides_apart(storages, sizes)
     writers = measure_writers(
         storages, sizes.writers, sizes.writer_events, sizes.writer_batch
     )
-    put("writers_1", {side: pair[0] for side, pair in writers.items()})
-    put("writers_n", {side: pair[1] for side, pair in writers.items()})
     for side, (one, many) in writers.items():
+        results[side]["writers_1"] = one
+        results[side]["writers_n"] = many
         results[side]["scaling"] = Measured(
             many.value / one.value,
             tuple(m / o for m, o in zip(many.slices, one.slices, strict=True)),

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
+from asyncio import _get_running_loop
 from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
@@ -88,10 +90,24 @@ class DjangoRecorder:
         # For the log of retries (made once: not per call).
         self._reading = f"Reading {application_name!r} on {using!r}"
         self._writing = f"Writing {application_name!r} on {using!r}"
+        self._this_thread = threading.local()
 
     @property
     def connection(self) -> BaseDatabaseWrapper:
-        """This thread's Django connection to the recorder's alias."""
+        """This thread's Django connection to the recorder's alias.
+
+        Kept per thread after the first look-up: ``connections[alias]`` costs
+        more than the rest of a short insert's Python (docs/profile.md), and
+        outside async code Django keeps one wrapper per thread for the thread's
+        life, as this does. Where an event loop runs, Django's wrapper is per
+        task, so it is looked up every time.
+        """
+        if _get_running_loop() is None:
+            try:
+                connection: BaseDatabaseWrapper = self._this_thread.connection
+            except AttributeError:
+                connection = self._this_thread.connection = connections[self.using]
+            return connection
         return connections[self.using]
 
     def _own_tables(self) -> list[tuple[Kind, str]]:
