@@ -185,3 +185,42 @@ class TestTextOriginatorIDs(DjangoDBTestCase):
             ]
             recorder.insert_events(batch)
             self.assertEqual(recorder.select_events(f"account-{count}"), batch)
+
+
+class TestTheThreadsConnection(RecorderCase):
+    """A recorder keeps its thread's Django connection: the same wrapper that
+    ``connections[alias]`` gives in that thread, never another thread's, and
+    Django's own look-up wherever an event loop runs."""
+
+    def test_the_wrapper_of_this_thread(self) -> None:
+        self.assertIs(self.recorder.connection, connections[self.recorder.using])
+        self.assertIs(self.recorder.connection, self.recorder.connection)
+
+    def test_another_thread_gets_its_own(self) -> None:
+        import threading
+
+        seen: dict[str, Any] = {}
+
+        def in_thread() -> None:
+            seen["recorder"] = self.recorder.connection
+            seen["django"] = connections[self.recorder.using]
+            connections.close_all()
+
+        thread = threading.Thread(target=in_thread)
+        thread.start()
+        thread.join()
+        self.assertIs(seen["recorder"], seen["django"])
+        self.assertIsNot(seen["recorder"], self.recorder.connection)
+
+    def test_where_a_loop_runs_django_looks_it_up(self) -> None:
+        import asyncio
+
+        kept = self.recorder.connection
+
+        async def look_up() -> tuple[Any, Any]:
+            return self.recorder.connection, connections[self.recorder.using]
+
+        ours, django = asyncio.run(look_up())
+        # In a task Django gives a wrapper of the task's, not this thread's.
+        self.assertIs(ours, django)
+        self.assertIsNot(ours, kept)
