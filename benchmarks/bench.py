@@ -262,7 +262,7 @@ class Sizes:
     projection_events: int
     projection_per_event: int
     #: Into how many slices the inserts and the round trips of each side are
-    #: cut, the sides taking turns slice by slice (see ``interleaved``).
+    #: cut, the sides taking turns slice by slice (see ``Baton``).
     slices: int
 
     @classmethod
@@ -615,36 +615,38 @@ def sliced(items: Sequence[T], slices: int) -> list[Sequence[T]]:
 @dataclass(frozen=True)
 class Measured:
     """One side's figure of one measurement in one round, and the figures of
-    its slices in the same unit (see ``interleaved``)."""
+    its slices in the same unit (see ``Baton``)."""
 
     value: float
     slices: tuple[float, ...]
 
 
-def interleaved(
-    order: Sequence[Side], slices: int, run_slice: Callable[[Side, int], float]
-) -> dict[Side, list[float]]:
-    """Run slice ``i`` of every side before slice ``i + 1`` of any, the sides in
-    an order that rotates every slice; return the seconds of each slice, per side.
+class Baton:
+    """The turns of one side, measured in a process of its own: before each
+    block of slices it tells the round's process how many there are, then runs
+    each slice when that process says so, and returns the seconds of each
+    (``run_sides_apart`` lets slice ``i`` of every side run before slice
+    ``i + 1`` of any, in an order that rotates every slice).
 
-    A slice takes milliseconds to tens of milliseconds, so what changes on the
-    machine from moment to moment (the disk's flushes, another process's work)
-    falls on every side alike, which a side-after-side run could not promise;
-    and the ratio of two sides is the median of their slices' ratios, which a
-    stall in one slice (a checkpoint) does not move.
+    A slice takes tens of milliseconds, so what changes on the machine from
+    moment to moment (the disk's flushes, another process's work) falls on
+    every side alike, which a side-after-side run could not promise; and the
+    ratio of two sides is the median of their slices' ratios, which a stall in
+    one slice (a checkpoint) does not move.
     """
-    seconds: dict[Side, list[float]] = {side: [] for side in order}
-    for i in range(slices):
-        for side in rotated(tuple(order), i):
-            seconds[side].append(run_slice(side, i))
-    return seconds
 
+    def __init__(self, pipe: Any) -> None:
+        self.pipe = pipe
 
-#: What takes the sides' turns: ``interleaved`` in one process, or a
-#: ``Baton`` in a side's own process (see ``run_round``).
-Turns = Callable[
-    [Sequence[Side], int, Callable[[Side, int], float]], dict[Side, list[float]]
-]
+    def __call__(self, slices: int, run_slice: Callable[[int], float]) -> list[float]:
+        self.pipe.send(("block", slices))
+        seconds: list[float] = []
+        for i in range(slices):
+            if self.pipe.recv() != "go":
+                raise RuntimeError("the round's process sent something else than go")
+            seconds.append(run_slice(i))
+            self.pipe.send(("ran",))
+        return seconds
 
 
 def rates(counts: Sequence[float], seconds: Sequence[float]) -> Measured:
@@ -656,102 +658,62 @@ def rates(counts: Sequence[float], seconds: Sequence[float]) -> Measured:
 
 
 def measure_inserts(
-    storages: Mapping[Side, Storage],
-    batch: int,
-    total: int,
-    slices: int,
-    turns: Turns = interleaved,
-) -> dict[Side, Measured]:
-    """Events per second of each side, inserting ``total`` events in batches of
-    ``batch``, the sides interleaved slice by slice."""
+    storage: Storage, batch: int, total: int, slices: int, baton: Baton
+) -> Measured:
+    """Events per second, inserting ``total`` events in batches of ``batch``."""
     name = f"Insert{batch}"
-    with contextlib.ExitStack() as stack:
-        recorders = {
-            side: stack.enter_context(application_recorder(name, storage.env(name)))
-            for side, storage in storages.items()
-        }
-        for recorder in recorders.values():  # warm up
-            timed_inserts(recorder, batches_of(batch, 10 * batch))
-        work = {side: sliced(batches_of(batch, total), slices) for side in recorders}
+    with application_recorder(name, storage.env(name)) as recorder:
+        timed_inserts(recorder, batches_of(batch, 10 * batch))  # warm up
+        parts = sliced(batches_of(batch, total), slices)
         gc.collect()
-        seconds = turns(
-            list(storages),
-            min(map(len, work.values())),
-            lambda side, i: timed_inserts(recorders[side], work[side][i]),
-        )
-    return {
-        side: rates([sum(map(len, part)) for part in work[side]], seconds[side])
-        for side in storages
-    }
+        seconds = baton(len(parts), lambda i: timed_inserts(recorder, parts[i]))
+    return rates([sum(map(len, part)) for part in parts], seconds)
 
 
 def measure_select_events(
-    storages: Mapping[Side, Storage],
-    calls: int,
-    slices: int,
-    turns: Turns = interleaved,
-) -> dict[Side, Measured]:
-    """Median microseconds of ``select_events`` for an aggregate of 100 events,
-    the sides taking turns slice by slice (a slice's figure: its median call)."""
+    storage: Storage, calls: int, slices: int, baton: Baton
+) -> Measured:
+    """Median microseconds of ``select_events`` for an aggregate of 100 events
+    (a slice's figure: its median call)."""
     name = "SelectEvents"
-    with contextlib.ExitStack() as stack:
-        recorders = {
-            side: stack.enter_context(application_recorder(name, storage.env(name)))
-            for side, storage in storages.items()
-        }
-        originator_ids = {}
-        for side, recorder in recorders.items():
-            originator_ids[side] = uuid4()
-            recorder.insert_events(stored_events(originator_ids[side], 100))
-            for _ in range(20):  # warm up
-                recorder.select_events(originator_ids[side])
-
+    with application_recorder(name, storage.env(name)) as recorder:
+        originator_id = uuid4()
+        recorder.insert_events(stored_events(originator_id, 100))
+        for _ in range(20):  # warm up
+            recorder.select_events(originator_id)
         parts = sliced(range(calls), slices)
-        timings: dict[Side, list[list[float]]] = {side: [] for side in storages}
+        timings: list[list[float]] = []
 
-        def run_slice(side: Side, i: int) -> float:
-            select, originator_id = recorders[side].select_events, originator_ids[side]
+        def run_slice(i: int) -> float:
+            select = recorder.select_events
             part: list[float] = []
             for _ in parts[i]:
                 started = time.perf_counter()
                 select(originator_id)
                 part.append(time.perf_counter() - started)
-            timings[side].append(part)
+            timings.append(part)
             return sum(part)
 
         gc.collect()
-        turns(list(storages), len(parts), run_slice)
-    return {
-        side: Measured(
-            value=statistics.median(t for part in timings[side] for t in part) * 1e6,
-            slices=tuple(statistics.median(part) * 1e6 for part in timings[side]),
-        )
-        for side in storages
-    }
+        baton(len(parts), run_slice)
+    return Measured(
+        value=statistics.median(t for part in timings for t in part) * 1e6,
+        slices=tuple(statistics.median(part) * 1e6 for part in timings),
+    )
 
 
 def measure_select_notifications(
-    storages: Mapping[Side, Storage],
-    total: int,
-    page: int,
-    passes: int,
-    turns: Turns = interleaved,
-) -> dict[Side, Measured]:
-    """Notifications/s reading ``total`` in pages of ``page`` (median pass), the
-    sides taking turns pass by pass."""
+    storage: Storage, total: int, page: int, passes: int, baton: Baton
+) -> Measured:
+    """Notifications/s reading ``total`` in pages of ``page`` (median pass; a
+    pass is a slice)."""
     name = "SelectNotifications"
-    with contextlib.ExitStack() as stack:
-        recorders = {
-            side: stack.enter_context(application_recorder(name, storage.env(name)))
-            for side, storage in storages.items()
-        }
-        for recorder in recorders.values():
-            for batch in batches_of(100, total):
-                recorder.insert_events(batch)
-        per_pass: dict[Side, list[float]] = {side: [] for side in storages}
+    with application_recorder(name, storage.env(name)) as recorder:
+        for batch in batches_of(100, total):
+            recorder.insert_events(batch)
+        per_pass: list[float] = []
 
-        def one_pass(side: Side, i: int) -> float:
-            recorder = recorders[side]
+        def one_pass(i: int) -> float:
             started = time.perf_counter()
             start, read = 1, 0
             while True:
@@ -761,15 +723,12 @@ def measure_select_notifications(
                 read += len(notifications)
                 start = notifications[-1].id + 1
             if i:  # the first pass warms up
-                per_pass[side].append(read / (time.perf_counter() - started))
+                per_pass.append(read / (time.perf_counter() - started))
             return 0.0
 
         gc.collect()
-        turns(list(storages), passes + 1, one_pass)
-    return {
-        side: Measured(statistics.median(per_pass[side]), tuple(per_pass[side]))
-        for side in storages
-    }
+        baton(passes + 1, one_pass)
+    return Measured(statistics.median(per_pass), tuple(per_pass))
 
 
 class Counter(Aggregate):
@@ -788,41 +747,33 @@ class BenchApp(Application[UUID]):
 
 
 def measure_app_round_trip(
-    storages: Mapping[Side, Storage],
-    aggregates: int,
-    commands: int,
-    slices: int,
-    turns: Turns = interleaved,
-) -> dict[Side, Measured]:
-    """Commands per second: ``repository.get``, one event, ``save``; the sides
-    interleaved slice by slice."""
-    with contextlib.ExitStack() as stack:
-        apps: dict[Side, BenchApp] = {}
-        ids: dict[Side, list[UUID]] = {}
-        for side, storage in storages.items():
-            app = BenchApp(env=storage.env("BenchApp"))
-            stack.callback(app.close)
-            apps[side], ids[side] = app, []
-            for _ in range(aggregates):
-                counter = Counter()
-                app.save(counter)
-                ids[side].append(counter.id)
-            for aggregate_id in ids[side]:  # warm up
-                app.repository.get(aggregate_id)
+    storage: Storage, aggregates: int, commands: int, slices: int, baton: Baton
+) -> Measured:
+    """Commands per second: ``repository.get``, one event, ``save``."""
+    app = BenchApp(env=storage.env("BenchApp"))
+    try:
+        ids = []
+        for _ in range(aggregates):
+            counter = Counter()
+            app.save(counter)
+            ids.append(counter.id)
+        for aggregate_id in ids:  # warm up
+            app.repository.get(aggregate_id)
         parts = sliced(range(commands), slices)
 
-        def run_slice(side: Side, i: int) -> float:
-            app, side_ids = apps[side], ids[side]
+        def run_slice(i: int) -> float:
             started = time.perf_counter()
             for n in parts[i]:
-                counter: Counter = app.repository.get(side_ids[n % aggregates])
+                counter: Counter = app.repository.get(ids[n % aggregates])
                 counter.increment()
                 app.save(counter)
             return time.perf_counter() - started
 
         gc.collect()
-        seconds = turns(list(storages), len(parts), run_slice)
-    return {side: rates(list(map(len, parts)), seconds[side]) for side in storages}
+        seconds = baton(len(parts), run_slice)
+    finally:
+        app.close()
+    return rates(list(map(len, parts)), seconds)
 
 
 # Writers in processes ----------------------------------------------------------------
@@ -1167,68 +1118,28 @@ def projections_table(
 RoundResults = dict[str, Measured]
 
 
-def measure_recorders(
-    storages: Mapping[Side, Storage], sizes: Sizes, turns: Turns = interleaved
-) -> dict[Side, RoundResults]:
-    """The measurements of single recorder calls and round trips (all but the
-    writers), the sides taking turns slice by slice through ``turns``."""
-    results: dict[Side, RoundResults] = {side: {} for side in storages}
-
-    def put(key: str, values: Mapping[Side, Measured]) -> None:
-        for side, value in values.items():
-            results[side][key] = value
-
+def measure_recorders(storage: Storage, sizes: Sizes, baton: Baton) -> RoundResults:
+    """One side's measurements of single recorder calls and round trips (all
+    but the writers), taking turns with the other sides through ``baton``."""
+    results: RoundResults = {}
     for batch, total in sizes.inserts:
-        put(
-            f"insert_{batch}",
-            measure_inserts(storages, batch, total, sizes.slices, turns),
+        results[f"insert_{batch}"] = measure_inserts(
+            storage, batch, total, sizes.slices, baton
         )
-    put(
-        "select_events",
-        measure_select_events(storages, sizes.select_events_calls, sizes.slices, turns),
+    results["select_events"] = measure_select_events(
+        storage, sizes.select_events_calls, sizes.slices, baton
     )
-    put(
-        "select_notifications",
-        measure_select_notifications(
-            storages,
-            sizes.notifications,
-            sizes.notifications_page,
-            sizes.notifications_passes,
-            turns,
-        ),
+    results["select_notifications"] = measure_select_notifications(
+        storage,
+        sizes.notifications,
+        sizes.notifications_page,
+        sizes.notifications_passes,
+        baton,
     )
-    put(
-        "app_round_trip",
-        measure_app_round_trip(
-            storages, sizes.app_aggregates, sizes.app_commands, sizes.slices, turns
-        ),
+    results["app_round_trip"] = measure_app_round_trip(
+        storage, sizes.app_aggregates, sizes.app_commands, sizes.slices, baton
     )
     return results
-
-
-class Baton:
-    """The turns of one side in a process of its own: before each block of
-    slices it tells the round's process how many there are, then runs each
-    slice when that process says so (see ``run_sides_apart``)."""
-
-    def __init__(self, pipe: Any) -> None:
-        self.pipe = pipe
-
-    def __call__(
-        self,
-        order: Sequence[Side],
-        slices: int,
-        run_slice: Callable[[Side, int], float],
-    ) -> dict[Side, list[float]]:
-        (side,) = order
-        self.pipe.send(("block", slices))
-        seconds: list[float] = []
-        for i in range(slices):
-            if self.pipe.recv() != "go":
-                raise RuntimeError("the round's process sent something else than go")
-            seconds.append(run_slice(side, i))
-            self.pipe.send(("ran",))
-        return {side: seconds}
 
 
 def side_process(storage: Storage, sizes: Sizes, pipe: Any) -> None:
@@ -1240,8 +1151,7 @@ def side_process(storage: Storage, sizes: Sizes, pipe: Any) -> None:
     try:
         if storage.side in DJANGO_SIDES:
             configure_django(storage.django_databases("Setup"))
-        results = measure_recorders({storage.side: storage}, sizes, Baton(pipe))
-        pipe.send(("done", results[storage.side]))
+        pipe.send(("done", measure_recorders(storage, sizes, Baton(pipe))))
     except BaseException:
         pipe.send(("error", traceback.format_exc()))
     finally:
@@ -1264,7 +1174,7 @@ def run_sides_apart(
     storages: Mapping[Side, Storage], sizes: Sizes
 ) -> dict[Side, RoundResults]:
     """``measure_recorders`` with each side in a process of its own, the
-    sides taking turns slice by slice as ``interleaved`` has them: every
+    sides taking turns slice by slice (see ``Baton``): every
     process announces each block of slices, and this one lets them run slice
     ``i`` one after the other, in an order that rotates every slice."""
     ctx = multiprocessing.get_context("spawn")
@@ -1464,7 +1374,7 @@ def paired_ratio(
 ) -> float | None:
     """The median of the paired ratios of the two sides' slices, over all
     rounds: slice ``i`` of both ran within milliseconds of each other (see
-    ``interleaved``), so what the machine did meanwhile weighs on both."""
+    ``Baton``), so what the machine did meanwhile weighs on both."""
     top, bottom = (results.get(side, []) for side in pair)
     ratios = [
         t / b

@@ -23,21 +23,6 @@ elif os.environ.get("ESDJ_PG_DRIVER") == "psycopg2":
     collect_ignore_glob.append("postgres/test_native_sharing.py")
 
 
-def pytest_collection_modifyitems(
-    config: pytest.Config, items: list[pytest.Item]
-) -> None:
-    """Tests of process death and server restarts (marked ``crash``) test our
-    code, not Django's: ./dev runs them in one Django version's legs only and sets
-    ESDJ_CRASH_TESTS_ELSEWHERE, naming those legs, in the others, where they are
-    deselected (not collected), as ``-m "not crash"`` would."""
-    if not os.environ.get("ESDJ_CRASH_TESTS_ELSEWHERE"):
-        return
-    crash = [item for item in items if item.get_closest_marker("crash")]
-    if crash:
-        config.hook.pytest_deselected(items=crash)
-        items[:] = [item for item in items if not item.get_closest_marker("crash")]
-
-
 def pytest_sessionfinish() -> None:
     """Remove this run's SQLite test files (the databases themselves are
     destroyed by Django; SQLite leaves its -wal and -shm files behind)."""
@@ -50,22 +35,13 @@ def pytest_sessionfinish() -> None:
         shutil.rmtree(Path(tempfile.gettempdir()) / f"esdj{suffix}", ignore_errors=True)
 
 
-def pytest_report_header(config: pytest.Config) -> list[str]:
-    lines = []
+def pytest_report_header(config: pytest.Config) -> str:
     if is_postgres():
-        lines.append("eventsourcing_django: collecting the PostgreSQL-only classes too")
-    else:
-        lines.append(
-            "eventsourcing_django: PostgreSQL-only tests (tests/postgres/, and the "
-            f"schema test classes) are not collected: {POSTGRES_ONLY}"
-        )
-    elsewhere = os.environ.get("ESDJ_CRASH_TESTS_ELSEWHERE")
-    if elsewhere:
-        lines.append(
-            "eventsourcing_django: the crash tests are deselected here; they run in "
-            f"{elsewhere} (ESDJ_CRASH_TESTS_ELSEWHERE)"
-        )
-    return lines
+        return "eventsourcing_django: collecting the PostgreSQL-only classes too"
+    return (
+        "eventsourcing_django: PostgreSQL-only tests (tests/postgres/, and the "
+        f"schema test classes) are not collected: {POSTGRES_ONLY}"
+    )
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
