@@ -30,6 +30,7 @@ from eventsourcing.persistence import (
 
 from eventsourcing_django.builder import build_model
 from eventsourcing_django.dialects import Dialect, dialect_for
+from eventsourcing_django.dialects.base import OneQueryInsert
 from eventsourcing_django.errors import (
     ConnectionLostError,
     DatabaseUnavailableError,
@@ -179,13 +180,17 @@ class DjangoRecorder:
         return raw
 
     def _raise(self, connection: BaseDatabaseWrapper, error: BaseException) -> NoReturn:
-        """Raise ``error`` (from the short path) as :meth:`_errors` would."""
+        """Raise ``error``, the driver's (from the short path), as
+        :meth:`_errors` would: as Django's, then ours."""
         dialect = self.dialect
         with (
             translate_errors(
                 dialect.is_missing_table, self._describe_missing, dialect.is_bad_value
             ),
             discarding_broken_connection(connection, dialect.is_connection_error),
+            # Django's error for the driver's, as Django's cursor does it (and
+            # the connection marked for a health check, if not a data error).
+            connection.wrap_database_errors,
         ):
             raise error
 
@@ -216,13 +221,12 @@ class DjangoRecorder:
             raw = self._short_path(connection)
             if raw is not None:
                 try:
-                    with connection.wrap_database_errors:
-                        cursor = raw.cursor()
-                        try:
-                            cursor.execute(raw_statement(statement), params)
-                            rows: list[Any] = cursor.fetchall()
-                        finally:
-                            cursor.close()
+                    cursor = raw.cursor()
+                    try:
+                        cursor.execute(raw_statement(statement), params)
+                        rows: list[Any] = cursor.fetchall()
+                    finally:
+                        cursor.close()
                 except Exception as e:
                     self._raise(connection, e)
                 return rows
@@ -296,7 +300,8 @@ class DjangoAggregateRecorder(DjangoRecorder, AggregateRecorder):
     def _insert_events(
         self, cursor: CursorWrapper, stored_events: Sequence[StoredEvent], **_: Any
     ) -> list[int] | None:
-        return self._insert_rows(cursor, stored_events, returning=False)
+        self._insert_rows(cursor, stored_events, returning=False)
+        return None
 
     def _insert_rows(
         self,
@@ -304,13 +309,11 @@ class DjangoAggregateRecorder(DjangoRecorder, AggregateRecorder):
         stored_events: Sequence[StoredEvent],
         *,
         returning: bool,
-        prefix: str = "",
         raw: bool = False,
-    ) -> list[int] | None:
-        """Insert in as few statements as the dialect allows.
+    ) -> list[int]:
+        """Insert in as few statements as the dialect allows; the new IDs in
+        order if ``returning``, else none.
 
-        ``prefix`` (statements ending in "; ") goes in front of the first insert,
-        in the same execute, when the driver can send several statements at once.
         ``raw``: ``cursor`` is the driver's own (the short path).
         """
         ids: list[int] = []
@@ -318,19 +321,16 @@ class DjangoAggregateRecorder(DjangoRecorder, AggregateRecorder):
         step = dialect.max_insert_rows
         for start in range(0, len(stored_events), step):
             chunk = stored_events[start : start + step]
-            statement = prefix + self._insert_statement(len(chunk), returning=returning)
+            statement = self._insert_statement(len(chunk), returning=returning)
             cursor.execute(
                 dialect.raw_statement(statement) if raw else statement,
                 dialect.insert_events_params(chunk),
             )
-            if prefix:
-                dialect.to_last_result(cursor if raw else cursor.cursor)
-                prefix = ""
             if returning:
                 # IDs are issued in insert order; the order rows come back in
                 # is not promised by every database.
                 ids += sorted(row[0] for row in cursor.fetchall())
-        return ids if returning else None
+        return ids
 
     def _insert_statement(self, count: int, *, returning: bool) -> str:
         key = (self.dialect.insert_statement_key(count), returning)
@@ -380,8 +380,11 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
         self._lock_statements = self.dialect.lock_table_statements(
             self.table, self.lock_timeout
         )
-        # The same statements, to send with the insert in one round trip.
-        self._lock_prefix = "".join(f"{s}; " for s in self._lock_statements)
+        # The same statements and the insert in one round trip, where the
+        # dialect can send them so (PostgreSQL, client-side binding).
+        self._insert_in_one_query = self.dialect.one_query_insert(
+            self.table, self._lock_statements
+        )
         self._notify_statement = self.dialect.notify_statement(self.channel)
         self._max_notification_id_statement = (
             self.dialect.max_notification_id_statement(self.table)
@@ -402,12 +405,30 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
             # "could not connect", the only one a write is retried on.
             raw = self._short_path(connection)
             if raw is not None and connection.autocommit:
-                ids = self._insert_short(connection, raw, stored_events)
-                if ids is not None:
-                    return ids
+                insert = self._one_query_on(raw)
+                if insert is not None:
+                    return self._insert_one_query(
+                        connection, raw, insert, stored_events
+                    )
+                begin = self.dialect.begin_write_statement
+                if begin is not None:
+                    return self._insert_own_transaction(
+                        connection, raw, begin, stored_events
+                    )
         return self._retrying_connect(
             partial(self._insert_events_long, stored_events, **kwargs)
         )
+
+    def _one_query_on(self, raw: Any) -> OneQueryInsert | None:
+        """The dialect's one-query insert, if it can go on the driver's
+        connection ``raw`` (asked of the dialect once per connection)."""
+        if self._insert_in_one_query is None:
+            return None
+        this_thread = self._this_thread
+        if getattr(this_thread, "raw", None) is not raw:
+            this_thread.one_query = self.dialect.sends_many_statements(raw)
+            this_thread.raw = raw
+        return self._insert_in_one_query if this_thread.one_query else None
 
     def _insert_events_long(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -440,49 +461,47 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
                     transaction.on_commit(after_commit, using=self.using)
             return ids
 
-    def _insert_short(
+    def _insert_one_query(
         self,
         connection: BaseDatabaseWrapper,
         raw: Any,
+        insert: OneQueryInsert,
         stored_events: Sequence[StoredEvent],
-    ) -> list[int] | None:
+    ) -> list[int]:
         """Insert outside the caller's transaction on the driver's connection
-        ``raw``, in autocommit mode: as one statement with the lock that commits
-        by itself (PostgreSQL), or in a transaction begun by the dialect's
-        statement (SQLite's ``BEGIN IMMEDIATE``). None if neither applies."""
-        dialect = self.dialect
-        begin = dialect.begin_write_statement
-        one_statement = bool(self._lock_prefix) and dialect.sends_many_statements(raw)
-        if begin is None and not one_statement:
-            return None
+        ``raw``, in autocommit mode, as one query with the lock (``insert``):
+        the server runs its statements as one transaction and commits it."""
         cursor = raw.cursor()
         try:
             try:
-                with (
-                    connection.wrap_database_errors,
-                    contextlib.nullcontext()
-                    if one_statement
-                    else self._own_transaction(raw, cursor, begin),
-                ):
+                ids = insert(cursor, stored_events)
+            except Exception as e:
+                self._raise(connection, e)
+            self._after_commit(notify=bool(ids), cursor=cursor)
+        finally:
+            cursor.close()
+        return ids
+
+    def _insert_own_transaction(
+        self,
+        connection: BaseDatabaseWrapper,
+        raw: Any,
+        begin: str,
+        stored_events: Sequence[StoredEvent],
+    ) -> list[int]:
+        """Insert outside the caller's transaction on the driver's connection
+        ``raw``, in autocommit mode, in a transaction begun by the dialect's
+        statement ``begin`` (SQLite's ``BEGIN IMMEDIATE``)."""
+        cursor = raw.cursor()
+        try:
+            try:
+                with self._own_transaction(raw, cursor, begin):
                     ids = self._insert_rows(
-                        cursor,
-                        stored_events,
-                        returning=True,
-                        prefix=self._lock_prefix,
-                        raw=True,
+                        cursor, stored_events, returning=True, raw=True
                     )
             except Exception as e:
                 self._raise(connection, e)
-            if self._subscriptions:
-                self._wake_subscriptions()
-            if ids and self._notify_statement:
-                try:
-                    cursor.execute(self._notify_statement)
-                except Exception:
-                    # The events are committed: report, do not fail the insert.
-                    logger.exception(
-                        "NOTIFY after inserting into %s failed", self.table
-                    )
+            self._after_commit(notify=bool(ids), cursor=cursor)
         finally:
             cursor.close()
         return ids
@@ -534,7 +553,7 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
     ) -> bool:
         """Whether one execute, in autocommit mode, can do the whole insert."""
         return (
-            bool(self._lock_prefix)  # else nothing to send with the insert
+            self._insert_in_one_query is not None  # else the lock goes apart
             and 0 < len(stored_events) <= self.dialect.max_insert_rows
             and kwargs.get("tracking") is None
             and not connection.in_atomic_block
@@ -547,13 +566,16 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
     ) -> list[int] | None:
         if not stored_events:
             return []
-        if self.dialect.sends_many_statements(cursor.db.connection):
-            prefix = self._lock_prefix
-        else:
-            prefix = ""
-            for statement in self._lock_statements:
-                cursor.execute(statement)
-        return self._insert_rows(cursor, stored_events, returning=True, prefix=prefix)
+        insert = self._insert_in_one_query
+        if (
+            insert is not None
+            and len(stored_events) <= self.dialect.max_insert_rows
+            and self.dialect.sends_many_statements(cursor.db.connection)
+        ):
+            return insert(cursor, stored_events)
+        for statement in self._lock_statements:
+            cursor.execute(statement)
+        return self._insert_rows(cursor, stored_events, returning=True)
 
     def select_notifications(
         self,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from eventsourcing_django.dialects.dcb import DCBStatements
     from eventsourcing_django.vocabulary import Kind, OriginatorIDType
 
+
+#: Sends a lock and an insert as one query: (cursor, stored events) -> new IDs.
+OneQueryInsert = Callable[[Any, Sequence["StoredEvent"]], list[int]]
 
 #: Our tables' comments start with this, followed by their kind.
 TABLE_COMMENT_PREFIX = "eventsourcing_django:"
@@ -178,6 +181,16 @@ class Dialect(ABC):
     def to_last_result(self, raw_cursor: Any) -> None:
         """Move ``raw_cursor`` to the result of the last statement it executed."""
         return  # By default, one statement, one result.
+
+    def one_query_insert(
+        self, table: str, lock_statements: Sequence[str]
+    ) -> OneQueryInsert | None:
+        """A function that sends ``lock_statements`` and the insert of up to
+        :attr:`max_insert_rows` events into ``table`` as one query, on a cursor
+        of a connection that :meth:`sends_many_statements`, and returns the new
+        notification IDs in order; None where no such query exists (no lock to
+        send, or a driver that takes one statement per execute)."""
+        return None
 
     def listen_statement(self, channel: str) -> str:
         raise NotSupportedError(f"{self.display_name} has no LISTEN")
