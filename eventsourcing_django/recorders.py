@@ -30,7 +30,6 @@ from eventsourcing.persistence import (
 
 from eventsourcing_django.builder import build_model
 from eventsourcing_django.dialects import Dialect, dialect_for
-from eventsourcing_django.dialects.base import OneQueryInsert
 from eventsourcing_django.errors import (
     ConnectionLostError,
     DatabaseUnavailableError,
@@ -55,6 +54,17 @@ if TYPE_CHECKING:
     from django.db import models
     from django.db.backends.base.base import BaseDatabaseWrapper
     from django.db.backends.utils import CursorWrapper
+
+
+class _ThisThread(threading.local):
+    """What a recorder keeps per thread (defaults for a thread's first call)."""
+
+    #: The thread's Django connection to the recorder's alias.
+    connection: BaseDatabaseWrapper | None = None
+    #: The driver's connection last found fit for the one-query insert, once
+    #: the dialect said it takes several statements and a worker thread's
+    #: closer knows it (see :meth:`DjangoApplicationRecorder._takes_one_query`).
+    one_query_raw: Any = None
 
 
 class DjangoRecorder:
@@ -91,7 +101,7 @@ class DjangoRecorder:
         # For the log of retries (made once: not per call).
         self._reading = f"Reading {application_name!r} on {using!r}"
         self._writing = f"Writing {application_name!r} on {using!r}"
-        self._this_thread = threading.local()
+        self._this_thread = _ThisThread()
 
     @property
     def connection(self) -> BaseDatabaseWrapper:
@@ -104,9 +114,8 @@ class DjangoRecorder:
         task, so it is looked up every time.
         """
         if _get_running_loop() is None:
-            try:
-                connection: BaseDatabaseWrapper = self._this_thread.connection
-            except AttributeError:
+            connection = self._this_thread.connection
+            if connection is None:
                 connection = self._this_thread.connection = connections[self.using]
             return connection
         return connections[self.using]
@@ -158,26 +167,30 @@ class DjangoRecorder:
         The short path runs the statements on the driver's own cursor, without
         Django's cursor wrapper or our context managers (about 40 µs of Python
         a call, measured in docs/profile.md). It is taken only when they would
-        do nothing: the connection is open and not known to be broken, no
-        health check is due, Django records no queries (``DEBUG``) and no
-        ``execute_wrapper`` is installed, and the transaction (if the caller's)
-        is not marked for rollback. Errors still go through :meth:`_raise`.
+        do nothing: the connection is open (:meth:`_in_the_way` says the
+        rest), and a worker thread's closer knows it. Errors still go through
+        :meth:`_raise`.
         """
         raw = connection.connection
+        if raw is None or not self.dialect.short_path or self._in_the_way(connection):
+            return None
+        note_open(connection)
+        return raw
+
+    def _in_the_way(self, connection: BaseDatabaseWrapper) -> bool:
+        """Whether something on the open ``connection`` needs Django's cursor or
+        our context managers for this call: a connection known to be broken, a
+        health check due, queries recorded (``DEBUG``), an ``execute_wrapper``
+        installed, or the transaction (if the caller's) marked for rollback."""
         # Set by Django's connect(); not in django-stubs.
         health: Any = connection
-        if (
-            raw is None
-            or not self.dialect.short_path
-            or connection.execute_wrappers
+        return bool(
+            connection.execute_wrappers
             or connection.needs_rollback
             or (health.health_check_enabled and not health.health_check_done)
             or connection.queries_logged
             or self.dialect.is_closed(connection)
-        ):
-            return None
-        note_open(connection)
-        return raw
+        )
 
     def _raise(self, connection: BaseDatabaseWrapper, error: BaseException) -> NoReturn:
         """Raise ``error``, the driver's (from the short path), as
@@ -396,20 +409,36 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         connection = self.connection
+        raw = connection.connection
         if (
-            not connection.in_atomic_block
+            raw is not None
+            and not connection.in_atomic_block
+            and connection.autocommit
             and 0 < len(stored_events) <= self.dialect.max_insert_rows
             and kwargs.get("tracking") is None
         ):
-            # Not retried: the connection is open, so an error here is never
-            # "could not connect", the only one a write is retried on.
-            raw = self._short_path(connection)
-            if raw is not None and connection.autocommit:
-                insert = self._one_query_on(raw)
-                if insert is not None:
-                    return self._insert_one_query(
-                        connection, raw, insert, stored_events
-                    )
+            # The short path (see _short_path). Not retried: the connection is
+            # open, so an error here is never "could not connect", the only one
+            # a write is retried on.
+            if raw is self._this_thread.one_query_raw:
+                # The commonest call on PostgreSQL, as flat as it goes: every
+                # function it enters costs (docs/profile.md).
+                insert = self._insert_in_one_query
+                if insert is not None and not self._in_the_way(connection):
+                    cursor = raw.cursor()
+                    try:
+                        try:
+                            ids = insert(cursor, stored_events)
+                        except Exception as e:
+                            self._raise(connection, e)
+                        self._after_commit(notify=bool(ids), cursor=cursor)
+                    finally:
+                        cursor.close()
+                    return ids
+            elif self._short_path(connection) is not None:
+                if self._takes_one_query(raw):
+                    # Again, now flat.
+                    return self.insert_events(stored_events, **kwargs)
                 begin = self.dialect.begin_write_statement
                 if begin is not None:
                     return self._insert_own_transaction(
@@ -419,16 +448,15 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
             partial(self._insert_events_long, stored_events, **kwargs)
         )
 
-    def _one_query_on(self, raw: Any) -> OneQueryInsert | None:
-        """The dialect's one-query insert, if it can go on the driver's
-        connection ``raw`` (asked of the dialect once per connection)."""
-        if self._insert_in_one_query is None:
-            return None
-        this_thread = self._this_thread
-        if getattr(this_thread, "raw", None) is not raw:
-            this_thread.one_query = self.dialect.sends_many_statements(raw)
-            this_thread.raw = raw
-        return self._insert_in_one_query if this_thread.one_query else None
+    def _takes_one_query(self, raw: Any) -> bool:
+        """Whether the driver's connection ``raw`` takes the dialect's one-query
+        insert; if so, it is kept as this thread's ``one_query_raw``."""
+        if self._insert_in_one_query is None or not self.dialect.sends_many_statements(
+            raw
+        ):
+            return False
+        self._this_thread.one_query_raw = raw
+        return True
 
     def _insert_events_long(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -460,27 +488,6 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
                     after_commit = partial(self._after_commit, notify=notify)
                     transaction.on_commit(after_commit, using=self.using)
             return ids
-
-    def _insert_one_query(
-        self,
-        connection: BaseDatabaseWrapper,
-        raw: Any,
-        insert: OneQueryInsert,
-        stored_events: Sequence[StoredEvent],
-    ) -> list[int]:
-        """Insert outside the caller's transaction on the driver's connection
-        ``raw``, in autocommit mode, as one query with the lock (``insert``):
-        the server runs its statements as one transaction and commits it."""
-        cursor = raw.cursor()
-        try:
-            try:
-                ids = insert(cursor, stored_events)
-            except Exception as e:
-                self._raise(connection, e)
-            self._after_commit(notify=bool(ids), cursor=cursor)
-        finally:
-            cursor.close()
-        return ids
 
     def _insert_own_transaction(
         self,
