@@ -465,11 +465,14 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
         one of ours (see :meth:`_short_path` for when the other path is taken)."""
         with self._errors():
             connection = self.connection
-            if self._commits_in_one_statement(connection, stored_events, **kwargs):
+            insert = self._insert_in_one_query
+            if insert is not None and self._commits_in_one_statement(
+                connection, stored_events, **kwargs
+            ):
                 # Outside a transaction, the server runs the statements of one
                 # query as one transaction and commits it: one round trip.
                 with connection.cursor() as cursor:
-                    ids = self._insert_events(cursor, stored_events, **kwargs)
+                    ids = insert(cursor, stored_events)
                     self._after_commit(notify=bool(ids), cursor=cursor)
                 return ids
             # on_commit() needs an atomic block or autocommit mode: not so in
