@@ -472,9 +472,9 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
                 # Outside a transaction, the server runs the statements of one
                 # query as one transaction and commits it: one round trip.
                 with connection.cursor() as cursor:
-                    ids = insert(cursor, stored_events)
-                    self._after_commit(notify=bool(ids), cursor=cursor)
-                return ids
+                    inserted = insert(cursor, stored_events)
+                    self._after_commit(notify=bool(inserted), cursor=cursor)
+                return inserted
             # on_commit() needs an atomic block or autocommit mode: not so in
             # manual transaction management, where NOTIFY stays in the transaction.
             notify_after_commit = (
