@@ -63,7 +63,8 @@ class _ThisThread(threading.local):
     connection: BaseDatabaseWrapper | None = None
     #: The driver's connection last found fit for the one-query insert, once
     #: the dialect said it takes several statements and a worker thread's
-    #: closer knows it (see :meth:`DjangoApplicationRecorder._takes_one_query`).
+    #: closer knows it; never a pooled one (see
+    #: :meth:`DjangoApplicationRecorder._takes_one_query`).
     one_query_raw: Any = None
 
 
@@ -421,41 +422,47 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
             # open, so an error here is never "could not connect", the only one
             # a write is retried on.
             if raw is self._this_thread.one_query_raw:
+                one_query = not self._in_the_way(connection)
+            else:
+                one_query = False
+                if self._short_path(connection) is not None:
+                    one_query = self._takes_one_query(connection, raw)
+                    begin = self.dialect.begin_write_statement
+                    if not one_query and begin is not None:
+                        return self._insert_own_transaction(
+                            connection, raw, begin, stored_events
+                        )
+            insert = self._insert_in_one_query
+            if one_query and insert is not None:
                 # The commonest call on PostgreSQL, as flat as it goes: every
                 # function it enters costs (docs/profile.md).
-                insert = self._insert_in_one_query
-                if insert is not None and not self._in_the_way(connection):
-                    cursor = raw.cursor()
+                cursor = raw.cursor()
+                try:
                     try:
-                        try:
-                            ids = insert(cursor, stored_events)
-                        except Exception as e:
-                            self._raise(connection, e)
-                        self._after_commit(notify=bool(ids), cursor=cursor)
-                    finally:
-                        cursor.close()
-                    return ids
-            elif self._short_path(connection) is not None:
-                if self._takes_one_query(raw):
-                    # Again, now flat.
-                    return self.insert_events(stored_events, **kwargs)
-                begin = self.dialect.begin_write_statement
-                if begin is not None:
-                    return self._insert_own_transaction(
-                        connection, raw, begin, stored_events
-                    )
+                        ids = insert(cursor, stored_events)
+                    except Exception as e:
+                        self._raise(connection, e)
+                    self._after_commit(notify=bool(ids), cursor=cursor)
+                finally:
+                    cursor.close()
+                return ids
         return self._retrying_connect(
             partial(self._insert_events_long, stored_events, **kwargs)
         )
 
-    def _takes_one_query(self, raw: Any) -> bool:
+    def _takes_one_query(self, connection: BaseDatabaseWrapper, raw: Any) -> bool:
         """Whether the driver's connection ``raw`` takes the dialect's one-query
-        insert; if so, it is kept as this thread's ``one_query_raw``."""
+        insert. If so, it is kept as this thread's ``one_query_raw`` (the next
+        calls on it skip the question and what :meth:`_short_path` did once),
+        unless it comes from Django's pool: a pooled connection can come back
+        to this thread after another, and a worker thread's closer must be
+        told of it each time (see threads.py)."""
         if self._insert_in_one_query is None or not self.dialect.sends_many_statements(
             raw
         ):
             return False
-        self._this_thread.one_query_raw = raw
+        if not connection.settings_dict.get("OPTIONS", {}).get("pool"):
+            self._this_thread.one_query_raw = raw
         return True
 
     def _insert_events_long(

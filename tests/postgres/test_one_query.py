@@ -88,3 +88,18 @@ class TestOneQuery(DjangoDBTestCase):
         inserts = [q["sql"] for q in captured if "INSERT INTO" in q["sql"]]
         self.assertEqual(len(inserts), 1, captured.captured_queries)
         self.assertEqual(len(self.stored_ids()), 3)
+
+    def test_a_pooled_connection_is_not_kept(self) -> None:
+        # A pooled driver connection can come back to a thread after another,
+        # and a worker thread's closer must hear of it every time: the recorder
+        # asks on every call instead (the option is all it reads; Django made
+        # this connection before, so no pool is built here).
+        options = self.connection.settings_dict.setdefault("OPTIONS", {})
+        with mock.patch.dict(options, {"pool": True}), self.asked() as asked:
+            ids = [*self.recorder.insert_events(events(1))]
+            ids += self.recorder.insert_events(events(2))
+            ids += self.recorder.insert_events(events(3))
+            self.assertIsNone(self.recorder._this_thread.one_query_raw)
+            self.assertEqual(asked.call_count, 3)
+        self.assertEqual(self.stored_ids(), ids)
+        self.assertEqual(ids, list(range(1, 7)))
