@@ -421,21 +421,18 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
             # The short path (see _short_path). Not retried: the connection is
             # open, so an error here is never "could not connect", the only one
             # a write is retried on.
+            insert: Callable[[Any, Sequence[StoredEvent]], list[int]] | None = None
             if raw is self._this_thread.one_query_raw:
-                one_query = not self._in_the_way(connection)
-            else:
-                one_query = False
-                if self._short_path(connection) is not None:
-                    one_query = self._takes_one_query(connection, raw)
-                    begin = self.dialect.begin_write_statement
-                    if not one_query and begin is not None:
-                        return self._insert_own_transaction(
-                            connection, raw, begin, stored_events
-                        )
-            insert = self._insert_in_one_query
-            if one_query and insert is not None:
-                # The commonest call on PostgreSQL, as flat as it goes: every
-                # function it enters costs (docs/profile.md).
+                if not self._in_the_way(connection):
+                    insert = self._insert_in_one_query
+            elif self._short_path(connection) is not None:
+                if self._takes_one_query(connection, raw):
+                    insert = self._insert_in_one_query
+                elif self.dialect.begin_write_statement is not None:
+                    insert = self._insert_in_own_transaction
+            if insert is not None:
+                # The commonest call, as flat as it goes: every function it
+                # enters costs (docs/profile.md).
                 cursor = raw.cursor()
                 try:
                     try:
@@ -499,44 +496,22 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
                     transaction.on_commit(after_commit, using=self.using)
             return ids
 
-    def _insert_own_transaction(
-        self,
-        connection: BaseDatabaseWrapper,
-        raw: Any,
-        begin: str,
-        stored_events: Sequence[StoredEvent],
+    def _insert_in_own_transaction(
+        self, cursor: Any, stored_events: Sequence[StoredEvent]
     ) -> list[int]:
-        """Insert outside the caller's transaction on the driver's connection
-        ``raw``, in autocommit mode, in a transaction begun by the dialect's
-        statement ``begin`` (SQLite's ``BEGIN IMMEDIATE``)."""
-        cursor = raw.cursor()
-        try:
-            try:
-                with self._own_transaction(raw, cursor, begin):
-                    ids = self._insert_rows(
-                        cursor, stored_events, returning=True, raw=True
-                    )
-            except Exception as e:
-                self._raise(connection, e)
-            self._after_commit(notify=bool(ids), cursor=cursor)
-        finally:
-            cursor.close()
-        return ids
-
-    @contextlib.contextmanager
-    def _own_transaction(
-        self, raw: Any, cursor: Any, begin: str | None
-    ) -> Iterator[None]:
-        """A transaction of our own on the driver's connection ``raw``, begun by
-        the dialect's statement ``begin`` (SQLite's ``BEGIN IMMEDIATE``)."""
+        """Insert with the driver's ``cursor`` of a connection in autocommit
+        mode, in a transaction of our own begun by the dialect's statement
+        (SQLite's ``BEGIN IMMEDIATE``)."""
+        raw = cursor.connection
         with self.dialect.write_lock():
-            cursor.execute(begin)
+            cursor.execute(self.dialect.begin_write_statement)
             try:
-                yield
+                ids = self._insert_rows(cursor, stored_events, returning=True, raw=True)
                 raw.commit()
             except BaseException:
                 raw.rollback()
                 raise
+        return ids
 
     def _after_commit(
         self, *, notify: bool, cursor: CursorWrapper | None = None
