@@ -10,6 +10,7 @@ class EventsourcingDjangoConfig(AppConfig):
     def ready(self) -> None:
         from eventsourcing_django.checks import (
             TAG,
+            check_database_servers,
             check_declarations,
             check_settings,
             check_sqlite_journal,
@@ -18,6 +19,7 @@ class EventsourcingDjangoConfig(AppConfig):
         checks.register(check_settings, TAG)
         checks.register(check_declarations, TAG)
         checks.register(check_sqlite_journal, TAG)
+        checks.register(check_database_servers, TAG, checks.Tags.database)
 
         from django.conf import settings
 

@@ -647,6 +647,53 @@ def check_sqlite_journal(
     return warnings
 
 
+# The server behind an alias (a database check) ----------------------------------
+
+
+def check_database_servers(
+    app_configs: Sequence[AppConfig] | None = None,
+    databases: Sequence[str] | None = None,
+    **kwargs: Any,
+) -> list[checks.CheckMessage]:
+    """E017: an alias that holds events is on a server that cannot keep them
+    (MySQL, or MariaDB before 10.6).
+
+    A database check: Django runs it in ``migrate`` and ``check --database``,
+    on those aliases only, since it asks the server.
+    """
+    from django.db import DatabaseError, connections
+    from eventsourcing.persistence import NotSupportedError
+
+    from eventsourcing_django.dialects import dialect_for
+
+    if not databases:
+        return []
+    if app_configs is not None and not any(c.name == APP_LABEL for c in app_configs):
+        return []
+    errors: list[checks.CheckMessage] = []
+    for alias in sorted(set(databases) & _events_aliases()):
+        connection = connections[alias]
+        try:
+            problem = dialect_for(connection, schema=None).server_problem(connection)
+        except NotSupportedError:
+            continue  # a vendor we have no dialect for: the recorder says so
+        except DatabaseError:
+            continue  # cannot connect: Django's own checks and commands say so
+        if problem is not None:
+            errors.append(
+                checks.Error(
+                    problem,
+                    hint=(
+                        "Route the applications on this alias to a database "
+                        "eventsourcing_django supports (EVENTSOURCING_DATABASES "
+                        "or the application's DJANGO_DB_ALIAS)."
+                    ),
+                    id="eventsourcing_django.E017",
+                )
+            )
+    return errors
+
+
 def _is_sqlite(engine: str) -> bool:
     """Whether Django's backend ``engine`` is SQLite's (or built on it)."""
     from importlib import import_module

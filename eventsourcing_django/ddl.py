@@ -6,6 +6,7 @@ import contextlib
 from typing import Any
 
 from django.db import connections, transaction
+from eventsourcing.persistence import NotSupportedError
 
 from eventsourcing_django.dialects import Dialect
 from eventsourcing_django.errors import translate_errors
@@ -32,9 +33,13 @@ def create_table(using: str, dialect: Dialect, kind: Kind, table: str) -> bool:
     """Create ``table`` if it does not exist; return whether it was created.
 
     Safe when several processes start at once: the existence check is repeated
-    under a lock that serializes creators of the same table.
+    under a lock that serializes creators of the same table. A server that
+    cannot keep them (MySQL, an old MariaDB) is refused before anything runs.
     """
     connection = connections[using]
+    problem = dialect.server_problem(connection)
+    if problem is not None:
+        raise NotSupportedError(problem)
     with translate_errors(_no_missing_table, str), connection.cursor() as cursor:
         if dialect.table_exists(cursor, table):
             return False

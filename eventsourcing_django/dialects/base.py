@@ -79,6 +79,12 @@ class Dialect(ABC):
         self.schema = schema
         self.originator_id_type = originator_id_type
 
+    def server_problem(self, connection: BaseDatabaseWrapper) -> str | None:
+        """Why the server of ``connection`` (this thread's, to this dialect's
+        alias) cannot keep our tables, if it cannot; None if it can. It may ask
+        the server, once per connection wrapper."""
+        return None
+
     def qualify(self, table: str) -> str:
         """The quoted, schema-qualified name of ``table``."""
         if self.schema is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 from uuid import UUID
 
 from django.db import utils as django_errors
@@ -34,6 +34,31 @@ class MySQLDialect(Dialect):
     # Django's cursor for mysqlclient raises some of the server's errors as
     # other classes (a NULL in a NOT NULL column as IntegrityError): keep it.
     short_path = False
+
+    #: The oldest MariaDB these statements are written for (see the README).
+    min_mariadb: ClassVar[tuple[int, int]] = (10, 6)
+
+    def server_problem(self, connection: BaseDatabaseWrapper) -> str | None:
+        # Django's mysql backend serves MySQL too, which has no
+        # INSERT ... RETURNING; Django asks the server once per wrapper.
+        mysql: Any = connection
+        version = ".".join(map(str, mysql.mysql_version))
+        if not mysql.mysql_is_mariadb:
+            return (
+                f"Database alias {self.alias!r} is MySQL {version}: "
+                "eventsourcing_django supports MariaDB "
+                f"{'.'.join(map(str, self.min_mariadb))} and later on Django's "
+                "mysql backend, not MySQL (it has no INSERT ... RETURNING). "
+                "Use MariaDB, PostgreSQL or SQLite for this alias."
+            )
+        if tuple(mysql.mysql_version[:2]) < self.min_mariadb:
+            return (
+                f"Database alias {self.alias!r} is MariaDB {version}: "
+                "eventsourcing_django needs MariaDB "
+                f"{'.'.join(map(str, self.min_mariadb))} or later. Upgrade the "
+                "server, or use another database for this alias."
+            )
+        return None
 
     def lock_tracking_statement(self, table: str) -> str:
         # MariaDB has no UPDATE ... RETURNING: a locking read does the same.
