@@ -55,6 +55,8 @@ if TYPE_CHECKING:
     from django.db.backends.base.base import BaseDatabaseWrapper
     from django.db.backends.utils import CursorWrapper
 
+    from eventsourcing_django.dialects.base import OneQueryInsert
+
 
 class _ThisThread(threading.local):
     """What a recorder keeps per thread (defaults for a thread's first call)."""
@@ -421,7 +423,7 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
             # The short path (see _short_path). Not retried: the connection is
             # open, so an error here is never "could not connect", the only one
             # a write is retried on.
-            insert: Callable[[Any, Sequence[StoredEvent]], list[int]] | None = None
+            insert: OneQueryInsert | None = None
             if raw is self._this_thread.one_query_raw:
                 if not self._in_the_way(connection):
                     insert = self._insert_in_one_query
@@ -543,10 +545,10 @@ class DjangoApplicationRecorder(DjangoAggregateRecorder, ApplicationRecorder):
         stored_events: Sequence[StoredEvent],
         **kwargs: Any,
     ) -> bool:
-        """Whether one execute, in autocommit mode, can do the whole insert."""
+        """Whether one execute, in autocommit mode, can do the whole insert
+        (given the dialect's one-query insert: the caller has it)."""
         return (
-            self._insert_in_one_query is not None  # else the lock goes apart
-            and 0 < len(stored_events) <= self.dialect.max_insert_rows
+            0 < len(stored_events) <= self.dialect.max_insert_rows
             and kwargs.get("tracking") is None
             and not connection.in_atomic_block
             and connection.get_autocommit()  # connects, if need be

@@ -43,20 +43,19 @@ class MySQLDialect(Dialect):
         # INSERT ... RETURNING; Django asks the server once per wrapper.
         mysql: Any = connection
         version = ".".join(map(str, mysql.mysql_version))
+        oldest = ".".join(map(str, self.min_mariadb))
         if not mysql.mysql_is_mariadb:
             return (
                 f"Database alias {self.alias!r} is MySQL {version}: "
-                "eventsourcing_django supports MariaDB "
-                f"{'.'.join(map(str, self.min_mariadb))} and later on Django's "
-                "mysql backend, not MySQL (it has no INSERT ... RETURNING). "
-                "Use MariaDB, PostgreSQL or SQLite for this alias."
+                f"eventsourcing_django supports MariaDB {oldest} and later on "
+                "Django's mysql backend, not MySQL (it has no INSERT ... "
+                "RETURNING). Use MariaDB, PostgreSQL or SQLite for this alias."
             )
         if tuple(mysql.mysql_version[:2]) < self.min_mariadb:
             return (
                 f"Database alias {self.alias!r} is MariaDB {version}: "
-                "eventsourcing_django needs MariaDB "
-                f"{'.'.join(map(str, self.min_mariadb))} or later. Upgrade the "
-                "server, or use another database for this alias."
+                f"eventsourcing_django needs MariaDB {oldest} or later. Upgrade "
+                "the server, or use another database for this alias."
             )
         return None
 

@@ -282,7 +282,8 @@ class PostgresDialect(Dialect):
                 params = self.insert_events_params(stored_events)
             cursor.execute(statement, params)
             if to_last_result:
-                # nextset() leaves the cursor on the last result when none is left.
+                # As to_last_result, in place: nextset() leaves the cursor on
+                # the last result when none is left.
                 while cursor.nextset():
                     pass
             # IDs are issued in insert order; rows may come back in any order.
